@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mailscope/mailscope/dev"
+)
+
+func runDev(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	var c dev.Config
+	fs.StringVar(&c.DataDir, "data-dir", filepath.Join(os.TempDir(), "mailscope-dev"), "JetStream data directory of the embedded nats-server (created if missing)")
+	fs.StringVar(&c.NATSHost, "nats-host", "127.0.0.1", "embedded nats-server client host")
+	fs.IntVar(&c.NATSPort, "nats-port", 4222, "embedded nats-server client port (-1: any free port)")
+	fs.StringVar(&c.SMTPAddr, "smtp", "127.0.0.1:2525", "SMTP listen address")
+	fs.StringVar(&c.LMTPAddr, "lmtp", "127.0.0.1:2424", "LMTP listen address")
+	fs.StringVar(&c.DNSServer, "dns-server", "", "DNS server (host:port) for DKIM keys instead of the built-in key source")
+	fs.StringVar(&c.Worker.Env, "env", "dev", "environment matched by env: rules")
+	demo := fs.Bool("demo", false, "sign and send sample mails and print each outcome")
+	exit := fs.Bool("exit-after-demo", false, "with --demo: exit once every demo mail has its outcome (status 1 if any is unexpected)")
+	timeout := fs.Duration("demo-timeout", time.Minute, "with --demo: how long to wait for the outcomes")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *exit && !*demo {
+		return usageError{fmt.Errorf("--exit-after-demo needs --demo")}
+	}
+	s, err := dev.Start(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	s.PrintBanner(out)
+	if *demo {
+		if err := s.Demo(ctx, out, *timeout); err != nil {
+			return err
+		}
+		if *exit {
+			return nil
+		}
+	}
+	fmt.Fprintln(out, "running; Ctrl-C stops")
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-s.Err():
+		return err
+	}
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mailscope/mailscope/contracts"
+)
+
+// natsFlags are the connection and naming flags every NATS client role
+// shares.
+type natsFlags struct {
+	url   string
+	creds string
+	names contracts.Names
+}
+
+func addNATSFlags(fs *flag.FlagSet) *natsFlags {
+	n := &natsFlags{}
+	def := os.Getenv("NATS_URL")
+	if def == "" {
+		def = nats.DefaultURL
+	}
+	fs.StringVar(&n.url, "nats", def, "NATS server URL(s), comma-separated (default from NATS_URL)")
+	fs.StringVar(&n.creds, "nats-creds", "", "NATS credentials file")
+	addNameFlags(fs, &n.names)
+	return n
+}
+
+func addNameFlags(fs *flag.FlagSet, names *contracts.Names) {
+	d := contracts.DefaultNames()
+	fs.StringVar(&names.MailStream, "stream", d.MailStream, "mail stream")
+	fs.StringVar(&names.MailSubject, "subject", d.MailSubject, "mail subject")
+	fs.StringVar(&names.Consumer, "consumer", d.Consumer, "durable consumer of the workers")
+	fs.StringVar(&names.OutcomeStream, "outcome-stream", d.OutcomeStream, "outcome stream")
+	fs.StringVar(&names.OutcomePrefix, "outcome-prefix", d.OutcomePrefix, "outcome subject prefix")
+	fs.StringVar(&names.DeadStream, "dead-stream", d.DeadStream, "dead-letter stream")
+	fs.StringVar(&names.DeadSubject, "dead-subject", d.DeadSubject, "dead-letter subject")
+	fs.StringVar(&names.FlagsBucket, "bucket", d.FlagsBucket, "flag-rule KV bucket")
+}
+
+func (n *natsFlags) connect(name string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false)}
+	if n.creds != "" {
+		opts = append(opts, nats.UserCredentials(n.creds))
+	}
+	nc, err := nats.Connect(n.url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", n.url, err)
+	}
+	return nc, nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/producer"
+)
+
+func runPublish(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
+	nf := addNATSFlags(fs)
+	from := fs.String("from", "", "envelope sender (empty: the null sender <>)")
+	to := fs.String("to", "", "envelope recipients, comma-separated (required)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: mailscope publish --to RCPT[,RCPT] [flags] FILE... (- reads stdin)")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *to == "" || fs.NArg() == 0 {
+		fs.Usage()
+		return usageError{fmt.Errorf("need --to and at least one FILE")}
+	}
+	rcpts := strings.Split(*to, ",")
+	for _, a := range append(rcpts, *from) {
+		if a == *from && a == "" {
+			continue
+		}
+		if err := contracts.CheckAddress(a); err != nil {
+			return usageError{fmt.Errorf("address %q: %v", a, err)}
+		}
+	}
+	nc, err := nf.connect("mailscope-publish")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	pub := producer.NewPublisher(js, nf.names.MailSubject, 0)
+	for _, name := range fs.Args() {
+		var raw []byte
+		if name == "-" {
+			raw, err = io.ReadAll(os.Stdin)
+		} else {
+			raw, err = os.ReadFile(name)
+		}
+		if err != nil {
+			return err
+		}
+		env := contracts.Envelope{MailFrom: *from, RcptTo: rcpts, Protocol: "publish"}
+		ack, err := pub.Publish(ctx, &env, raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Fprintf(out, "%s: stored as %s (stream %s seq %d)\n", name, env.ID, ack.Stream, ack.Sequence)
+	}
+	return nil
+}

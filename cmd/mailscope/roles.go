@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/producer"
+	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/workers"
+)
+
+func runVersion(_ context.Context, _ []string, out io.Writer) error {
+	_, err := fmt.Fprintln(out, "mailscope", workers.Version)
+	return err
+}
+
+func addProvisionFlags(fs *flag.FlagSet, c *provision.Config) {
+	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of every stream and the bucket (3 in a production cluster)")
+	fs.Int64Var(&c.MailMaxBytes, "mail-max-bytes", 1<<30, "size cap of the mail stream; when full the producer answers 4xx")
+	fs.DurationVar(&c.OutcomeMaxAge, "outcome-max-age", 7*24*time.Hour, "how long outcome events are kept")
+	fs.DurationVar(&c.DeadMaxAge, "dead-max-age", 30*24*time.Hour, "how long dead letters are kept")
+	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "how long a worker may hold a mail before redelivery")
+	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 1000, "mails in flight across all workers")
+}
+
+func runProvision(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
+	nf := addNATSFlags(fs)
+	var c provision.Config
+	addProvisionFlags(fs, &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c.Names = nf.names
+	nc, err := nf.connect("mailscope-provision")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := provision.Run(ctx, js, c); err != nil {
+		return err
+	}
+	c = c.WithDefaults()
+	fmt.Fprintf(out, "provisioned: stream %s (%s), consumer %s, stream %s (%s.>), stream %s (%s), bucket %s\n",
+		c.Names.MailStream, c.Names.MailSubject, c.Names.Consumer, c.Names.OutcomeStream, c.Names.OutcomePrefix,
+		c.Names.DeadStream, c.Names.DeadSubject, c.Names.FlagsBucket)
+	return nil
+}
+
+func addProducerFlags(fs *flag.FlagSet, c *producer.Config) {
+	fs.StringVar(&c.SMTPAddr, "smtp", "127.0.0.1:2525", `SMTP listen address ("-" disables)`)
+	fs.StringVar(&c.LMTPAddr, "lmtp", "127.0.0.1:2424", `LMTP listen address ("-" disables)`)
+	fs.StringVar(&c.Domain, "domain", "localhost", "host name in the greeting")
+	fs.Int64Var(&c.MaxSize, "max-size", 8<<20, "largest mail accepted in bytes (capped by the server's max_payload); larger gets 552 5.3.4")
+	fs.IntVar(&c.MaxRecipients, "max-recipients", 100, "recipients per transaction")
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "wait for JetStream's acknowledgement; past it the MTA gets 451")
+}
+
+func runProducer(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("producer", flag.ContinueOnError)
+	nf := addNATSFlags(fs)
+	var c producer.Config
+	addProducerFlags(fs, &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c.Names = nf.names
+	nc, err := nf.connect("mailscope-producer")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	p, err := producer.New(c, nc)
+	if err != nil {
+		return err
+	}
+	if err := p.Listen(); err != nil {
+		return err
+	}
+	slog.Info("producer listening", slog.String("smtp", p.Addr(false)), slog.String("lmtp", p.Addr(true)),
+		slog.Int64("max_size", p.Config().MaxSize))
+	return p.Run(ctx)
+}
+
+func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
+	fs.StringVar(dnsServer, "dns-server", "", "DNS server (host:port) for DKIM key lookups (default the system resolver)")
+	fs.IntVar(&c.Concurrency, "concurrency", 0, "mails processed at once (default 4 × GOMAXPROCS)")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", 5, "deliveries before a transiently failing mail is dead-lettered")
+	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", 30*time.Second, "bound on one mail's processing")
+	fs.StringVar(&c.Env, "env", "", "environment matched by env: rules (e.g. staging)")
+	fs.StringVar(&c.Name, "name", "", "worker name in outcomes (default the host name)")
+	fs.StringVar(&c.Auth.AuthServID, "authserv-id", "mailscope", "authserv-id of the Authentication-Results value")
+	fs.DurationVar(&c.Auth.Timeout, "dns-timeout", 2*time.Second, "timeout of one DNS query")
+}
+
+func runWorker(ctx context.Context, args []string, _ io.Writer) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	nf := addNATSFlags(fs)
+	var c workers.Config
+	var dns string
+	addWorkerFlags(fs, &c, &dns)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c.Names = nf.names
+	if dns != "" {
+		c.Auth.DNSServers = []string{dns}
+	}
+	nc, err := nf.connect("mailscope-worker")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	w, err := workers.New(c, nc)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}

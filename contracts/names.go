@@ -1,0 +1,67 @@
+package contracts
+
+// Names are the NATS object names the system uses. Every one can be
+// overridden (see [DefaultNames] for the defaults); the producer, the
+// workers and provisioning must be given the same values.
+type Names struct {
+	// MailStream is the stream that holds incoming mail. Default "MAIL".
+	MailStream string
+	// MailSubject is the subject incoming mail is published on.
+	// Default "mail.incoming".
+	MailSubject string
+	// Consumer is the durable pull consumer shared by every worker
+	// replica. Default "workers".
+	Consumer string
+	// OutcomeStream stores outcome events. Default "MAIL_OUTCOMES".
+	OutcomeStream string
+	// OutcomePrefix is the subject prefix of outcome events; an event for
+	// disposition D is published on OutcomePrefix + "." + D.
+	// Default "mail.outcome".
+	OutcomePrefix string
+	// DeadStream stores dead letters. Default "MAIL_DEAD".
+	DeadStream string
+	// DeadSubject is the subject of dead letters. Default "mail.dead".
+	DeadSubject string
+	// FlagsBucket is the KV bucket of flag rules, one key per flag.
+	// Default "mail_flags".
+	FlagsBucket string
+}
+
+// DefaultNames returns the default names documented on [Names].
+func DefaultNames() Names {
+	return Names{
+		MailStream:    "MAIL",
+		MailSubject:   "mail.incoming",
+		Consumer:      "workers",
+		OutcomeStream: "MAIL_OUTCOMES",
+		OutcomePrefix: "mail.outcome",
+		DeadStream:    "MAIL_DEAD",
+		DeadSubject:   "mail.dead",
+		FlagsBucket:   "mail_flags",
+	}
+}
+
+// WithDefaults returns n with every empty field set to its default.
+func (n Names) WithDefaults() Names {
+	d := DefaultNames()
+	set := func(v *string, def string) {
+		if *v == "" {
+			*v = def
+		}
+	}
+	set(&n.MailStream, d.MailStream)
+	set(&n.MailSubject, d.MailSubject)
+	set(&n.Consumer, d.Consumer)
+	set(&n.OutcomeStream, d.OutcomeStream)
+	set(&n.OutcomePrefix, d.OutcomePrefix)
+	set(&n.DeadStream, d.DeadStream)
+	set(&n.DeadSubject, d.DeadSubject)
+	set(&n.FlagsBucket, d.FlagsBucket)
+	return n
+}
+
+// OutcomeSubject returns the subject of an outcome event with the given
+// disposition.
+func (n Names) OutcomeSubject(d Disposition) string {
+	return n.OutcomePrefix + "." + string(d)
+}

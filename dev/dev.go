@@ -1,0 +1,211 @@
+// Package dev runs the whole system in one process for development and
+// demonstration: an embedded nats-server with JetStream, provisioning, the
+// producer's SMTP and LMTP servers, a worker, and a loopback DNS server
+// that serves the DKIM keys made by the demo (the built-in key source).
+// The end-to-end tests drive the same wiring.
+package dev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/embedded"
+	"github.com/mailscope/mailscope/keyserver"
+	"github.com/mailscope/mailscope/producer"
+	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/workers"
+)
+
+// Config configures a development system.
+type Config struct {
+	// DataDir holds the embedded server's JetStream data. Default
+	// "mailscope-dev" under the system temporary directory.
+	DataDir string
+	// NATSHost and NATSPort are where the embedded nats-server listens
+	// for clients. Defaults "127.0.0.1" and 4222; port -1 picks a free one.
+	NATSHost string
+	NATSPort int
+	// SMTPAddr and LMTPAddr are the producer's listen addresses.
+	// Defaults "127.0.0.1:2525" and "127.0.0.1:2424".
+	SMTPAddr, LMTPAddr string
+	// DNSServer, when set ("host:port"), is used for DKIM key lookups
+	// instead of the built-in key source.
+	DNSServer string
+	// KeyServerAddr is where the built-in key source (a DNS server)
+	// listens. Default "127.0.0.1:0" (a free port).
+	KeyServerAddr string
+	// Worker is the worker configuration; its Auth.DNSServers is set from
+	// DNSServer or the key source. Env defaults to "dev".
+	Worker workers.Config
+	// Provision is the provisioning configuration. Default: single node.
+	Provision provision.Config
+	// Logger for every part. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// System is a running development system.
+type System struct {
+	// NATS is the embedded server; URL its client URL.
+	NATS *embedded.Server
+	URL  string
+	// Conn is a client connection for callers (tests, the demo).
+	Conn *nats.Conn
+	JS   jetstream.JetStream
+	// Keys is the built-in key source; nil when DNSServer was given.
+	Keys *keyserver.Server
+	// DNSServer is the DNS server workers query.
+	DNSServer string
+	// SMTPAddr and LMTPAddr are the producer's bound addresses.
+	SMTPAddr, LMTPAddr string
+	// Worker is the in-process worker.
+	Worker *workers.Worker
+	// Config is the effective configuration.
+	Config Config
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
+	conns  []*nats.Conn
+}
+
+// Start brings the whole system up and returns once the worker has
+// loaded the flag rules and takes mail. Close stops it.
+func Start(ctx context.Context, cfg Config) (_ *System, err error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = filepath.Join(os.TempDir(), "mailscope-dev")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.KeyServerAddr == "" {
+		cfg.KeyServerAddr = "127.0.0.1:0"
+	}
+	if cfg.Worker.Env == "" {
+		cfg.Worker.Env = "dev"
+	}
+	cfg.Worker.Logger = cfg.Logger
+	cfg.Worker.Names = cfg.Provision.WithDefaults().Names
+	s := &System{Config: cfg, errs: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.NATS, err = embedded.Start(embedded.Config{Host: cfg.NATSHost, Port: cfg.NATSPort, StoreDir: cfg.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	s.URL = s.NATS.ClientURL()
+	if s.Conn, err = s.connect("mailscope-dev"); err != nil {
+		return nil, err
+	}
+	if s.JS, err = jetstream.New(s.Conn); err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := provision.Run(pctx, s.JS, cfg.Provision); err != nil {
+		return nil, err
+	}
+
+	s.DNSServer = cfg.DNSServer
+	if s.DNSServer == "" {
+		if s.Keys, err = keyserver.Start(cfg.KeyServerAddr); err != nil {
+			return nil, fmt.Errorf("dev: key source: %w", err)
+		}
+		s.DNSServer = s.Keys.Addr()
+	}
+	cfg.Worker.Auth.DNSServers = []string{s.DNSServer}
+
+	pnc, err := s.connect("mailscope-producer")
+	if err != nil {
+		return nil, err
+	}
+	p, err := producer.New(producer.Config{SMTPAddr: cfg.SMTPAddr, LMTPAddr: cfg.LMTPAddr, Names: cfg.Worker.Names, Logger: cfg.Logger}, pnc)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Listen(); err != nil {
+		return nil, err
+	}
+	s.SMTPAddr, s.LMTPAddr = p.Addr(false), p.Addr(true)
+
+	wnc, err := s.connect("mailscope-worker")
+	if err != nil {
+		return nil, err
+	}
+	if s.Worker, err = workers.New(cfg.Worker, wnc); err != nil {
+		return nil, err
+	}
+
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancelRun
+	s.run(func() error { return p.Run(runCtx) })
+	s.run(func() error { return s.Worker.Run(runCtx) })
+
+	ready := time.NewTicker(5 * time.Millisecond)
+	defer ready.Stop()
+	deadline := time.After(30 * time.Second)
+	for !s.Worker.Ready() {
+		select {
+		case err := <-s.errs:
+			return nil, fmt.Errorf("dev: %w", err)
+		case <-deadline:
+			return nil, errors.New("dev: worker not ready after 30s")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ready.C:
+		}
+	}
+	return s, nil
+}
+
+func (s *System) connect(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(s.URL, nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("dev: connect %s: %w", s.URL, err)
+	}
+	s.conns = append(s.conns, nc)
+	return nc, nil
+}
+
+func (s *System) run(f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil {
+			s.errs <- err
+		}
+	}()
+}
+
+// Err returns a channel that receives the first error of the producer or
+// the worker, if either stops on its own.
+func (s *System) Err() <-chan error { return s.errs }
+
+// Close stops the producer and the worker (letting mail in progress
+// finish), then the servers.
+func (s *System) Close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	for _, nc := range s.conns {
+		nc.Close()
+	}
+	if s.Keys != nil {
+		s.Keys.Close()
+	}
+	if s.NATS != nil {
+		s.NATS.Close()
+	}
+}

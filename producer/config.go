@@ -1,0 +1,80 @@
+package producer
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/mailscope/mailscope/contracts"
+)
+
+// Config configures the producer: the SMTP and LMTP servers an MTA hands
+// mail to.
+type Config struct {
+	// SMTPAddr is the SMTP listen address. Default "127.0.0.1:2525";
+	// "-" disables SMTP.
+	SMTPAddr string
+	// LMTPAddr is the LMTP listen address. Default "127.0.0.1:2424";
+	// "-" disables LMTP.
+	LMTPAddr string
+	// Domain is the host name announced in the greeting. Default
+	// "localhost".
+	Domain string
+	// MaxSize is the largest mail accepted, in bytes; larger mail is
+	// refused with 552 5.3.4. Default 8 MiB, and never more than the NATS
+	// server's max_payload less 64 KiB for the envelope headers.
+	MaxSize int64
+	// MaxRecipients per transaction. Default 100.
+	MaxRecipients int
+	// PublishTimeout bounds the wait for JetStream's acknowledgement of
+	// one publish. Default 5 seconds. Past it the MTA gets a 4xx.
+	PublishTimeout time.Duration
+	// ReadTimeout and WriteTimeout bound each network read and write.
+	// Defaults 5 minutes and 1 minute.
+	ReadTimeout, WriteTimeout time.Duration
+	// Names of the NATS objects; only MailSubject is used.
+	Names contracts.Names
+	// Logger for connection-level errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// headerRoom is what the envelope headers may take beside the mail in one
+// NATS message.
+const headerRoom = 64 << 10
+
+// WithDefaults returns c with every unset field at its documented
+// default, and MaxSize capped by maxPayload (the server's max_payload;
+// 0 if unknown).
+func (c Config) WithDefaults(maxPayload int64) Config {
+	if c.SMTPAddr == "" {
+		c.SMTPAddr = "127.0.0.1:2525"
+	}
+	if c.LMTPAddr == "" {
+		c.LMTPAddr = "127.0.0.1:2424"
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+	if c.MaxSize <= 0 {
+		c.MaxSize = 8 << 20
+	}
+	if maxPayload > headerRoom && c.MaxSize > maxPayload-headerRoom {
+		c.MaxSize = maxPayload - headerRoom
+	}
+	if c.MaxRecipients <= 0 {
+		c.MaxRecipients = 100
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 5 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 5 * time.Minute
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = time.Minute
+	}
+	c.Names = c.Names.WithDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

@@ -1,0 +1,113 @@
+package producer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailscope/mailscope/contracts"
+)
+
+// Replies the producer gives besides go-smtp's own.
+var (
+	// errTempUnavailable: JetStream did not store the mail; the MTA keeps
+	// it and retries.
+	errTempUnavailable = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Mail queue unavailable, try again later"}
+	// errBadAddress: an envelope address the contracts would refuse.
+	errBadAddress = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad address syntax"}
+)
+
+// session is one SMTP or LMTP connection's transaction state.
+type session struct {
+	p        *Producer
+	protocol string
+	client   string
+	helo     string
+	from     string
+	rcpts    []string
+}
+
+var _ smtp.LMTPSession = (*session)(nil)
+
+func (s *session) Reset() {
+	s.from = ""
+	s.rcpts = nil
+}
+
+func (s *session) Logout() error { return nil }
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	if from != "" && !validAddress(from) {
+		return errBadAddress
+	}
+	s.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if !validAddress(to) {
+		return errBadAddress
+	}
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+
+// validAddress applies the envelope rules of the contracts, so that every
+// stored mail has an envelope workers can decode.
+func validAddress(a string) bool { return contracts.CheckAddress(a) == nil }
+
+// read takes the whole mail. An over-size mail yields go-smtp's
+// ErrDataTooLarge (552 5.3.4).
+func (s *session) read(r io.Reader) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(r); err != nil {
+		var smtpErr *smtp.SMTPError
+		if errors.As(err, &smtpErr) {
+			return nil, smtpErr
+		}
+		return nil, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error reading message"}
+	}
+	return buf.Bytes(), nil
+}
+
+func (s *session) store(raw []byte) error {
+	env := contracts.Envelope{
+		MailFrom:   s.from,
+		RcptTo:     append([]string(nil), s.rcpts...),
+		ClientAddr: s.client,
+		Helo:       s.helo,
+		Protocol:   s.protocol,
+	}
+	ctx := context.Background()
+	if _, err := s.p.pub.Publish(ctx, &env, raw); err != nil {
+		s.p.cfg.Logger.Warn("mail not stored; client told to retry", slog.String("protocol", s.protocol),
+			slog.String("client", s.client), slog.String("id", env.ID), slog.Any("err", err))
+		return errTempUnavailable
+	}
+	return nil
+}
+
+// Data stores the mail and answers once JetStream acknowledged it.
+func (s *session) Data(r io.Reader) error {
+	raw, err := s.read(r)
+	if err != nil {
+		return err
+	}
+	return s.store(raw)
+}
+
+// LMTPData stores the mail once for all recipients and answers each.
+func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	raw, err := s.read(r)
+	if err == nil {
+		err = s.store(raw)
+	}
+	for _, rcpt := range s.rcpts {
+		status.SetStatus(rcpt, err)
+	}
+	return nil
+}

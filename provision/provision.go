@@ -1,0 +1,178 @@
+// Package provision creates, or updates in place, every NATS object the
+// system needs: the mail stream and its durable consumer, the outcome and
+// dead-letter streams, and the flag-rule KV bucket. Running it twice is
+// harmless; running it with changed settings updates what can be updated.
+package provision
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/contracts"
+)
+
+// Config says what to provision. The zero value, after WithDefaults, is a
+// single-node development setup.
+type Config struct {
+	// Names of every object. Empty fields take contracts.DefaultNames.
+	Names contracts.Names
+	// Replicas of every stream and the bucket. Default 1; production
+	// clusters use 3.
+	Replicas int
+	// MailMaxBytes caps the mail stream's size; when full, new mail is
+	// refused (DiscardNew) and the producer answers the MTA with a 4xx.
+	// Default 1 GiB.
+	MailMaxBytes int64
+	// MaxMsgSize is the largest message a stream accepts. Default 0:
+	// the server's max_payload.
+	MaxMsgSize int32
+	// OutcomeMaxAge is how long outcome events are kept. Default 7 days.
+	OutcomeMaxAge time.Duration
+	// DeadMaxAge is how long dead letters are kept. Default 30 days.
+	DeadMaxAge time.Duration
+	// DuplicateWindow is the de-duplication window of every stream: a
+	// message whose Nats-Msg-Id was seen within it is stored once.
+	// Default 2 minutes.
+	DuplicateWindow time.Duration
+	// AckWait is how long a worker may hold a mail before it is
+	// redelivered. Default 30 seconds.
+	AckWait time.Duration
+	// MaxAckPending caps the mails in flight across all workers.
+	// Default 1000.
+	MaxAckPending int
+	// FlagHistory is how many revisions of each flag key are kept (the
+	// audit trail of `nats kv history`). Default 64, the server maximum.
+	FlagHistory uint8
+}
+
+// WithDefaults returns c with every unset field at its documented default.
+func (c Config) WithDefaults() Config {
+	c.Names = c.Names.WithDefaults()
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.MailMaxBytes == 0 {
+		c.MailMaxBytes = 1 << 30
+	}
+	if c.OutcomeMaxAge == 0 {
+		c.OutcomeMaxAge = 7 * 24 * time.Hour
+	}
+	if c.DeadMaxAge == 0 {
+		c.DeadMaxAge = 30 * 24 * time.Hour
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 1000
+	}
+	if c.FlagHistory == 0 {
+		c.FlagHistory = 64
+	}
+	return c
+}
+
+// MailStream returns the configuration of the incoming mail stream: a
+// work queue (a mail leaves it when a worker acknowledges it), file
+// storage, and DiscardNew so that a full stream refuses mail instead of
+// dropping stored mail.
+func (c Config) MailStream() jetstream.StreamConfig {
+	c = c.WithDefaults()
+	return jetstream.StreamConfig{
+		Name:        c.Names.MailStream,
+		Description: "incoming mail, raw RFC 5322 with the envelope in headers",
+		Subjects:    []string{c.Names.MailSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    c.MailMaxBytes,
+		MaxMsgSize:  c.MaxMsgSize,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+	}
+}
+
+// Consumer returns the configuration of the durable pull consumer shared
+// by every worker. MaxDeliver is unlimited: the worker counts attempts
+// itself and dead-letters a mail at its own limit, so that no mail is
+// ever dropped by the server without a dead letter.
+func (c Config) Consumer() jetstream.ConsumerConfig {
+	c = c.WithDefaults()
+	return jetstream.ConsumerConfig{
+		Durable:       c.Names.Consumer,
+		Description:   "mailscope workers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: c.MaxAckPending,
+		FilterSubject: c.Names.MailSubject,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// OutcomeStream returns the configuration of the outcome event stream.
+func (c Config) OutcomeStream() jetstream.StreamConfig {
+	c = c.WithDefaults()
+	return jetstream.StreamConfig{
+		Name:        c.Names.OutcomeStream,
+		Description: "one outcome event per mail",
+		Subjects:    []string{c.Names.OutcomePrefix + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      c.OutcomeMaxAge,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+	}
+}
+
+// DeadStream returns the configuration of the dead-letter stream.
+func (c Config) DeadStream() jetstream.StreamConfig {
+	c = c.WithDefaults()
+	return jetstream.StreamConfig{
+		Name:        c.Names.DeadStream,
+		Description: "mail that could not be processed, raw, with the reason in headers",
+		Subjects:    []string{c.Names.DeadSubject},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      c.DeadMaxAge,
+		MaxMsgSize:  c.MaxMsgSize,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+	}
+}
+
+// FlagsBucket returns the configuration of the flag-rule bucket.
+func (c Config) FlagsBucket() jetstream.KeyValueConfig {
+	c = c.WithDefaults()
+	return jetstream.KeyValueConfig{
+		Bucket:      c.Names.FlagsBucket,
+		Description: "flag rules: one key per flag, lines of SCOPE PRIORITY VALUE",
+		History:     c.FlagHistory,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+	}
+}
+
+// Run creates or updates every object. It stops at the first error, which
+// names the object.
+func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
+	c = c.WithDefaults()
+	for _, sc := range []jetstream.StreamConfig{c.MailStream(), c.OutcomeStream(), c.DeadStream()} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
+		}
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, c.Names.MailStream, c.Consumer()); err != nil {
+		return fmt.Errorf("provision consumer %s on %s: %w", c.Names.Consumer, c.Names.MailStream, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, c.FlagsBucket()); err != nil {
+		return fmt.Errorf("provision bucket %s: %w", c.Names.FlagsBucket, err)
+	}
+	return nil
+}

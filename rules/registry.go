@@ -1,0 +1,154 @@
+package rules
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Type is the type of a flag's value. Every rule value of a flag is
+// validated against the flag's Type when the rules are parsed, so a value
+// that reaches a worker has always been checked.
+type Type int
+
+// The flag value types.
+const (
+	// TypeString accepts any text, including the empty string.
+	TypeString Type = iota
+	// TypeBool accepts only the literals listed at ParseBool.
+	TypeBool
+	// TypeEnum accepts only one of Flag.Enum (exact, case-sensitive).
+	TypeEnum
+	// TypeInt accepts a base-10 signed 64-bit integer (strconv.ParseInt).
+	TypeInt
+	// TypeDuration accepts a time.ParseDuration duration such as "1m30s".
+	TypeDuration
+)
+
+// String returns the lower-case name of the type ("bool", "string", "enum",
+// "int", "duration").
+func (t Type) String() string {
+	switch t {
+	case TypeBool:
+		return "bool"
+	case TypeString:
+		return "string"
+	case TypeEnum:
+		return "enum"
+	case TypeInt:
+		return "int"
+	case TypeDuration:
+		return "duration"
+	}
+	return "Type(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Flag describes one registered flag.
+type Flag struct {
+	// Name is the flag name and the KV key holding its rules.
+	Name string
+	// Type is the type every rule value must have.
+	Type Type
+	// Default is the text form of the value used when no rule matches.
+	Default string
+	// Enum lists the allowed values when Type is TypeEnum.
+	Enum []string
+	// Description is a one-line summary for operators.
+	Description string
+}
+
+// Names of the known flags.
+const (
+	// FlagHandler selects the handler that processes a mail: one of
+	// "publish", "quarantine", "discard". Default "publish".
+	FlagHandler = "mail.handler"
+	// FlagReject rejects matching mail with the value as the reason; the
+	// empty value means "do not reject". Default "".
+	FlagReject = "mail.reject"
+	// FlagDKIMVerify is the kill switch for DKIM verification. Default true.
+	FlagDKIMVerify = "mail.dkim.verify"
+	// FlagDKIMStrong makes an aligned DKIM pass count as strong
+	// authentication. Default false.
+	FlagDKIMStrong = "mail.auth.dkim_strong"
+	// FlagPause holds matching mail safely in the queue. Default false.
+	FlagPause = "mail.pause"
+	// FlagDryRun lets the handler decide but perform no side effect.
+	// Default false.
+	FlagDryRun = "mail.dry_run"
+)
+
+// registry is the table of known flags, sorted by name.
+var registry = func() []Flag {
+	r := []Flag{
+		{Name: FlagHandler, Type: TypeEnum, Default: "publish", Enum: []string{"publish", "quarantine", "discard"},
+			Description: "which handler processes the mail"},
+		{Name: FlagReject, Type: TypeString, Default: "",
+			Description: "reject the mail with the value as reason; empty means do not reject"},
+		{Name: FlagDKIMVerify, Type: TypeBool, Default: "true",
+			Description: "kill switch for DKIM verification"},
+		{Name: FlagDKIMStrong, Type: TypeBool, Default: "false",
+			Description: "an aligned DKIM pass makes the mail strongly authenticated"},
+		{Name: FlagPause, Type: TypeBool, Default: "false",
+			Description: "hold matching mail safely in the queue; resume when switched off"},
+		{Name: FlagDryRun, Type: TypeBool, Default: "false",
+			Description: "the handler decides but performs no side effect"},
+	}
+	slices.SortFunc(r, func(a, b Flag) int { return strings.Compare(a.Name, b.Name) })
+	for _, f := range r {
+		if err := checkValue(f, f.Default, true); err != nil {
+			panic("rules: bad default for " + f.Name + ": " + err.Error())
+		}
+	}
+	return r
+}()
+
+// Known returns the registry of known flags, sorted by name. The result is
+// a copy; changing it does not change the registry.
+func Known() []Flag {
+	out := make([]Flag, len(registry))
+	for i, f := range registry {
+		out[i] = f.clone()
+	}
+	return out
+}
+
+// Lookup returns the registered flag with the given name.
+func Lookup(name string) (Flag, bool) {
+	f, ok := lookup(name)
+	if !ok {
+		return Flag{}, false
+	}
+	return f.clone(), true
+}
+
+// lookup returns the registry entry without copying its Enum slice.
+func lookup(name string) (Flag, bool) {
+	i, ok := slices.BinarySearchFunc(registry, name, func(f Flag, n string) int { return strings.Compare(f.Name, n) })
+	if !ok {
+		return Flag{}, false
+	}
+	return registry[i], true
+}
+
+func (f Flag) clone() Flag {
+	f.Enum = slices.Clone(f.Enum)
+	return f
+}
+
+// ErrBadBool is returned by ParseBool for a word that is not a bool literal.
+var ErrBadBool = errors.New(`not a bool: want true/false, on/off, yes/no or 1/0`)
+
+// ParseBool parses a bool flag value. It accepts exactly "true", "on",
+// "yes", "1" (true) and "false", "off", "no", "0" (false), compared
+// case-insensitively. Any other word, including the empty string, is an
+// error: an unrecognised word never means true.
+func ParseBool(s string) (bool, error) {
+	switch {
+	case strings.EqualFold(s, "true"), strings.EqualFold(s, "on"), strings.EqualFold(s, "yes"), s == "1":
+		return true, nil
+	case strings.EqualFold(s, "false"), strings.EqualFold(s, "off"), strings.EqualFold(s, "no"), s == "0":
+		return false, nil
+	}
+	return false, ErrBadBool
+}

@@ -1,0 +1,316 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of the Store's tunables.
+const (
+	// DefaultHealthInterval is how often a Store checks that its bucket
+	// still exists and is the same bucket it is watching.
+	DefaultHealthInterval = 5 * time.Second
+	// DefaultMaxBackoff caps the wait between attempts to re-watch.
+	DefaultMaxBackoff = 5 * time.Second
+)
+
+// minBackoff is the first wait before re-watching.
+const minBackoff = 50 * time.Millisecond
+
+// ErrStarted is returned by Start on a Store that was already started.
+var ErrStarted = errors.New("rules: store already started")
+
+// errRewatch ends a watch session that must be restarted.
+var errRewatch = errors.New("rules: watch ended")
+
+// Store holds the live rules of a KV bucket: one key per flag. It loads
+// every key, publishes an immutable Snapshot, and swaps in a new Snapshot
+// on every change of the bucket.
+//
+// A key whose value does not parse keeps its last good rules (if any);
+// the problem is logged at Error level and listed by Problems until the
+// key is fixed or deleted. A deleted or purged key removes the flag's
+// rules, so its default applies.
+//
+// When the watch ends while the Store's context is live (the watcher's
+// channel closed after a connection loss, or the bucket was deleted or
+// replaced), the Store backs off, watches again and reloads every key,
+// keeping its current Snapshot in force meanwhile.
+type Store struct {
+	// HealthInterval is how often the Store checks that the bucket exists
+	// and is the one being watched; this notices a deleted or re-created
+	// bucket sooner than the watcher's heartbeats do. Default
+	// DefaultHealthInterval; negative disables the check. Set before Start.
+	HealthInterval time.Duration
+	// MaxBackoff caps the wait between re-watch attempts. Default
+	// DefaultMaxBackoff. Set before Start.
+	MaxBackoff time.Duration
+
+	kv     jetstream.KeyValue
+	log    *slog.Logger
+	snap   atomic.Pointer[Snapshot]
+	ready  atomic.Bool
+	start  atomic.Bool
+	mu     sync.Mutex
+	change chan struct{}
+	probs  map[string]ParseError // guarded by mu
+
+	// owned by the watch goroutine
+	good     map[string]*RuleSet
+	bad      map[string]*ParseError
+	reported map[string]uint64 // flag -> revision already logged
+}
+
+// NewStore returns a Store for the KV bucket kv. A nil logger discards
+// logs. Call Start to load and watch.
+func NewStore(kv jetstream.KeyValue, logger *slog.Logger) *Store {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Store{
+		kv:       kv,
+		log:      logger,
+		change:   make(chan struct{}),
+		good:     make(map[string]*RuleSet),
+		bad:      make(map[string]*ParseError),
+		reported: make(map[string]uint64),
+	}
+}
+
+// Start loads every key of the bucket, publishes the first Snapshot and
+// returns; a goroutine then watches the bucket until ctx is done. Start
+// returns an error if the first watch cannot be set up or ctx ends before
+// the first Snapshot is in place.
+func (s *Store) Start(ctx context.Context) error {
+	if !s.start.CompareAndSwap(false, true) {
+		return ErrStarted
+	}
+	first := make(chan error, 1)
+	go s.run(ctx, first)
+	select {
+	case err := <-first:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Snapshot returns the current Snapshot; it is never nil after Start
+// returned nil. Evaluate a whole mail against one Snapshot.
+func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
+
+// Ready reports whether the first Snapshot is in place.
+func (s *Store) Ready() bool { return s.ready.Load() }
+
+// Problems lists the keys currently holding a value that does not parse,
+// sorted by flag. Their last good rules, if any, stay in force.
+func (s *Store) Problems() []ParseError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Collect(maps.Values(s.probs))
+	slices.SortFunc(out, func(a, b ParseError) int { return strings.Compare(a.Flag, b.Flag) })
+	return out
+}
+
+// Changed returns a channel that is closed at the next Snapshot swap.
+// Call it again after it fires to wait for the following swap.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.change
+}
+
+// run is the watch loop: one session per watcher, re-watching with capped
+// exponential backoff until ctx is done.
+func (s *Store) run(ctx context.Context, first chan<- error) {
+	maxBackoff := s.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = DefaultMaxBackoff
+	}
+	backoff := minBackoff
+	for {
+		loaded, err := s.session(ctx, first)
+		if ctx.Err() != nil {
+			return
+		}
+		if first != nil && !loaded && !errors.Is(err, errRewatch) {
+			first <- err // the first watch could not be set up at all
+			return
+		}
+		if loaded {
+			first = nil
+			backoff = minBackoff
+		}
+		s.log.Warn("rules: watch ended, re-watching", "bucket", s.kv.Bucket(), "error", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// session watches the bucket once: it collects the initial values into a
+// fresh rule set, swaps it in whole, then applies each update. loaded
+// reports whether the initial values were swapped in.
+func (s *Store) session(ctx context.Context, first chan<- error) (loaded bool, err error) {
+	created, _, err := s.bucketState(ctx)
+	if err != nil {
+		return false, err
+	}
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer w.Stop()
+
+	var health <-chan time.Time
+	if iv := s.healthInterval(); iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		health = t.C
+	}
+	var lastRev uint64
+	initial := make(map[string]jetstream.KeyValueEntry)
+	for {
+		select {
+		case <-ctx.Done():
+			return loaded, ctx.Err()
+		case <-health:
+			c, last, err := s.bucketState(ctx)
+			if err != nil {
+				if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) {
+					return loaded, errors.Join(errRewatch, err)
+				}
+				continue // transient; the watcher recovers or closes by itself
+			}
+			if !c.Equal(created) || last < lastRev {
+				return loaded, errors.Join(errRewatch, errors.New("bucket was re-created"))
+			}
+		case e, ok := <-w.Updates():
+			if !ok {
+				return loaded, errors.Join(errRewatch, errors.New("watcher closed"))
+			}
+			if e == nil { // end of initial values
+				if !loaded {
+					s.reload(initial)
+					initial = nil
+					loaded = true
+					if first != nil {
+						first <- nil
+					}
+				}
+				continue
+			}
+			lastRev = max(lastRev, e.Revision())
+			if !loaded {
+				initial[e.Key()] = e
+				continue
+			}
+			s.apply(e)
+			s.publish()
+		}
+	}
+}
+
+func (s *Store) healthInterval() time.Duration {
+	if s.HealthInterval == 0 {
+		return DefaultHealthInterval
+	}
+	return s.HealthInterval
+}
+
+// bucketState returns the creation time and last sequence of the bucket's
+// stream, which tell a re-created bucket from the one being watched.
+func (s *Store) bucketState(ctx context.Context) (created time.Time, last uint64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := s.kv.Status(ctx)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo() != nil {
+		si := bs.StreamInfo()
+		return si.Created, si.State.LastSeq, nil
+	}
+	return time.Time{}, ^uint64(0), nil
+}
+
+// reload replaces all rules by the initial values of a new watch. A key
+// whose new value is bad keeps the rules it had before.
+func (s *Store) reload(entries map[string]jetstream.KeyValueEntry) {
+	oldGood := s.good
+	s.good = make(map[string]*RuleSet, len(entries))
+	s.bad = make(map[string]*ParseError)
+	for _, e := range entries {
+		if last, ok := oldGood[e.Key()]; ok {
+			s.good[e.Key()] = last
+		}
+		s.apply(e)
+	}
+	s.publish()
+	s.ready.Store(true)
+}
+
+// apply records one entry of the bucket.
+func (s *Store) apply(e jetstream.KeyValueEntry) {
+	flag, rev := e.Key(), e.Revision()
+	switch e.Operation() {
+	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
+		_, had := s.good[flag]
+		delete(s.good, flag)
+		delete(s.bad, flag)
+		if had {
+			s.log.Info("rules: flag rules removed, default applies", "flag", flag, "revision", rev)
+		}
+		return
+	}
+	rs, err := Parse(flag, rev, e.Value())
+	if err != nil {
+		var pe *ParseError
+		errors.As(err, &pe)
+		s.bad[flag] = pe
+		if s.reported[flag] != rev {
+			s.reported[flag] = rev
+			_, kept := s.good[flag]
+			for _, l := range pe.Lines {
+				s.log.Error("rules: bad flag rules, keeping last good rules",
+					"flag", flag, "revision", rev, "line", l.Line, "error", l.Msg, "kept_last_good", kept)
+			}
+		}
+		return
+	}
+	delete(s.bad, flag)
+	s.good[flag] = rs
+	if _, known := lookup(flag); !known && s.reported[flag] != rev {
+		s.reported[flag] = rev
+		s.log.Warn("rules: unknown flag, rules accepted as strings", "flag", flag, "revision", rev)
+	}
+}
+
+// publish swaps in a Snapshot of the current rules and signals Changed.
+func (s *Store) publish() {
+	snap := NewSnapshot(s.good)
+	probs := make(map[string]ParseError, len(s.bad))
+	for k, pe := range s.bad {
+		probs[k] = *pe
+	}
+	s.snap.Store(snap)
+	s.mu.Lock()
+	s.probs = probs
+	close(s.change)
+	s.change = make(chan struct{})
+	s.mu.Unlock()
+}

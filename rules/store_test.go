@@ -1,0 +1,311 @@
+package rules
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const bucket = "mail_flags"
+
+type storeBundle struct {
+	js    jetstream.JetStream
+	kv    jetstream.KeyValue
+	store *Store
+	logs  *syncBuffer
+}
+
+// syncBuffer collects logs and signals each write.
+type syncBuffer struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	signal chan struct{} // closed and replaced on each write
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.signal != nil {
+		close(s.signal)
+		s.signal = nil
+	}
+	return s.b.Write(p)
+}
+
+// wrote returns a channel closed at the next write.
+func (s *syncBuffer) wrote() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.signal == nil {
+		s.signal = make(chan struct{})
+	}
+	return s.signal
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// setupStore starts an embedded JetStream server, creates the bucket with
+// the given keys and returns a Store (not started) on it.
+func setupStore(t *testing.T, initial map[string]string) *storeBundle {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: bucket, History: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range initial {
+		if _, err := kv.PutString(t.Context(), k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &syncBuffer{}
+	st := NewStore(kv, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	st.HealthInterval = 50 * time.Millisecond
+	st.MaxBackoff = 200 * time.Millisecond
+	return &storeBundle{js: js, kv: kv, store: st, logs: logs}
+}
+
+// waitFor waits on the Store's Changed signal until cond holds.
+func waitFor(t *testing.T, st *Store, what string, cond func(*Snapshot) bool) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		ch := st.Changed()
+		if cond(st.Snapshot()) {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func handler(s *Snapshot, f *Facts) string { return s.Eval(FlagHandler, f).Value }
+
+func TestStore(t *testing.T) {
+	b := setupStore(t, map[string]string{
+		FlagHandler: "env:staging 10 quarantine\ndefault 0 publish",
+		FlagPause:   "env:prod 1 maybe", // bad from the start
+		"mail.new":  "default 1 x",      // unknown flag
+	})
+	ctx := t.Context()
+	st := b.store
+	if st.Ready() {
+		t.Fatal("ready before Start")
+	}
+	if err := st.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Ready() || st.Snapshot() == nil {
+		t.Fatal("not ready after Start")
+	}
+	if err := st.Start(ctx); err != ErrStarted {
+		t.Errorf("second Start: %v", err)
+	}
+	staging := &Facts{Env: "staging"}
+
+	t.Run("initial load", func(t *testing.T) {
+		s := st.Snapshot()
+		if d := s.Eval(FlagHandler, staging); d.Value != "quarantine" || d.Revision == 0 {
+			t.Errorf("handler = %+v", d)
+		}
+		if s.RuleSet(FlagPause) != nil {
+			t.Error("bad key has rules")
+		}
+		if s.Eval("mail.new", staging).Value != "x" {
+			t.Error("unknown flag not loaded as string")
+		}
+		p := st.Problems()
+		if len(p) != 1 || p[0].Flag != FlagPause || p[0].Lines[0].Line != 1 {
+			t.Errorf("Problems = %+v", p)
+		}
+		logs := b.logs.String()
+		if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "flag=mail.pause") || !strings.Contains(logs, "line=1") {
+			t.Errorf("bad value not logged at error: %s", logs)
+		}
+		if !strings.Contains(logs, "level=WARN msg=\"rules: unknown flag") {
+			t.Errorf("unknown flag not warned: %s", logs)
+		}
+	})
+
+	t.Run("put", func(t *testing.T) {
+		rev, err := b.kv.PutString(ctx, FlagHandler, "env:staging 10 discard")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, st, "discard", func(s *Snapshot) bool { return handler(s, staging) == "discard" })
+		if d := st.Snapshot().Eval(FlagHandler, staging); d.Revision != rev {
+			t.Errorf("revision %d, want %d", d.Revision, rev)
+		}
+		// Fixing the bad key clears its problem.
+		if _, err := b.kv.PutString(ctx, FlagPause, "env:staging 1 on"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, st, "pause", func(s *Snapshot) bool { return s.Eval(FlagPause, staging).Bool() })
+		if p := st.Problems(); len(p) != 0 {
+			t.Errorf("Problems = %+v", p)
+		}
+	})
+
+	t.Run("bad value keeps last good", func(t *testing.T) {
+		before := st.Snapshot().RuleSet(FlagHandler)
+		rev, err := b.kv.PutString(ctx, FlagHandler, "env:staging 10 discard\nenv:staging 10 publish")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p []ParseError
+		waitFor(t, st, "problem", func(*Snapshot) bool { p = st.Problems(); return len(p) == 1 })
+		if p[0].Flag != FlagHandler || p[0].Revision != rev || !strings.Contains(p[0].Error(), "line 2: priority 10 already used on line 1") {
+			t.Errorf("Problems = %+v", p)
+		}
+		if st.Snapshot().RuleSet(FlagHandler) != before || handler(st.Snapshot(), staging) != "discard" {
+			t.Error("last good rules not kept")
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		if err := b.kv.Delete(ctx, FlagHandler); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, st, "default", func(s *Snapshot) bool { return s.RuleSet(FlagHandler) == nil })
+		if d := st.Snapshot().Eval(FlagHandler, staging); d.Value != "publish" || d.Rule != nil {
+			t.Errorf("after delete: %+v", d)
+		}
+		if p := st.Problems(); len(p) != 0 {
+			t.Errorf("Problems after delete = %+v", p)
+		}
+		if err := b.kv.Purge(ctx, "mail.new"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, st, "purge", func(s *Snapshot) bool { return s.RuleSet("mail.new") == nil })
+	})
+
+	t.Run("bucket deleted and re-created", func(t *testing.T) {
+		if err := b.js.DeleteKeyValue(ctx, bucket); err != nil {
+			t.Fatal(err)
+		}
+		// The Store notices, keeps its rules meanwhile, and re-watches.
+		waitForLog(t, b.logs, "watch ended")
+		if !st.Snapshot().Eval(FlagPause, staging).Bool() {
+			t.Error("rules dropped while the bucket is gone")
+		}
+		kv, err := b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Several updates, all must be applied.
+		for _, v := range []string{"env:staging 5 quarantine", "env:staging 6 discard"} {
+			if _, err := kv.PutString(ctx, FlagHandler, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := kv.PutString(ctx, FlagDryRun, "default 1 yes"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, st, "reload", func(s *Snapshot) bool {
+			return handler(s, staging) == "discard" && s.Eval(FlagDryRun, staging).Bool()
+		})
+		// mail.pause is not in the new bucket: its rules are gone.
+		if st.Snapshot().RuleSet(FlagPause) != nil {
+			t.Error("rules of a key missing from the re-created bucket survived")
+		}
+		// And the Store keeps following the new bucket.
+		if _, err := kv.PutString(ctx, FlagHandler, "env:staging 7 publish\nenv:prod 1 discard"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, st, "update after reload", func(s *Snapshot) bool { return s.Eval(FlagHandler, staging).Rule != nil && s.Eval(FlagHandler, staging).Rule.Priority == 7 })
+	})
+}
+
+// A bucket deleted and quickly re-created with fewer messages than before
+// must not be missed by a watcher resuming at the old sequence.
+func TestStoreBucketReplaced(t *testing.T) {
+	b := setupStore(t, map[string]string{FlagHandler: "default 1 quarantine"})
+	ctx := t.Context()
+	for range 5 { // push the sequence up
+		if _, err := b.kv.PutString(ctx, FlagReject, "default 1 go away"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.store.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.js.DeleteKeyValue(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.PutString(ctx, FlagHandler, "default 1 discard"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, b.store, "new bucket", func(s *Snapshot) bool {
+		return handler(s, &Facts{}) == "discard" && s.RuleSet(FlagReject) == nil
+	})
+}
+
+func TestStoreStartErrors(t *testing.T) {
+	b := setupStore(t, nil)
+	if err := b.js.DeleteKeyValue(t.Context(), bucket); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.Start(t.Context()); err == nil {
+		t.Error("Start on a missing bucket succeeded")
+	}
+	b2 := setupStore(t, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b2.store.Start(ctx); err == nil {
+		t.Error("Start with a done context succeeded")
+	}
+}
+
+// waitForLog waits, on the log's write signal, until text was logged.
+func waitForLog(t *testing.T, logs *syncBuffer, text string) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		ch := logs.wrote()
+		if strings.Contains(logs.String(), text) {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("timed out waiting for log %q", text)
+		}
+	}
+}

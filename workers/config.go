@@ -1,0 +1,86 @@
+package workers
+
+import (
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/mailscope/mailscope/auth"
+	"github.com/mailscope/mailscope/contracts"
+)
+
+// Version is the release of this build, reported in outcomes and matched
+// by release: scopes. Set at build time with
+// -ldflags "-X github.com/mailscope/mailscope/workers.Version=v1.2.3".
+var Version = "dev"
+
+// Config configures a worker. Every field has a usable default.
+type Config struct {
+	// Names of the NATS objects. Empty fields take contracts.DefaultNames.
+	Names contracts.Names
+	// Concurrency is how many mails one worker processes at once.
+	// Default 4 × GOMAXPROCS.
+	Concurrency int
+	// MaxAttempts is how many deliveries a mail gets before a transient
+	// failure dead-letters it. Default 5.
+	MaxAttempts int
+	// BackoffBase and BackoffMax bound the redelivery delay after a
+	// transient failure (doubling per attempt). Defaults 1s and 5m.
+	BackoffBase, BackoffMax time.Duration
+	// HoldDelay is how long a mail held by mail.pause waits before it is
+	// looked at again. Default 30s.
+	HoldDelay time.Duration
+	// HandlerTimeout bounds one mail's processing. Default 30s.
+	HandlerTimeout time.Duration
+	// TextLimit caps the text kept per text part in a summary, in bytes.
+	// Default 64 KiB.
+	TextLimit int
+	// Env is the environment matched by env: scopes, e.g. "staging".
+	// Default "" (no env: scope matches).
+	Env string
+	// Release is the version matched by release: scopes. Default Version.
+	Release string
+	// Name identifies this worker in outcomes. Default the host name.
+	Name string
+	// Auth configures DKIM verification and its DNS resolver.
+	Auth auth.Config
+	// Logger receives the worker's log. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// WithDefaults returns c with every unset field at its documented default.
+func (c Config) WithDefaults() Config {
+	c.Names = c.Names.WithDefaults()
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4 * runtime.GOMAXPROCS(0)
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Minute
+	}
+	if c.HoldDelay <= 0 {
+		c.HoldDelay = 30 * time.Second
+	}
+	if c.HandlerTimeout <= 0 {
+		c.HandlerTimeout = 30 * time.Second
+	}
+	if c.TextLimit <= 0 {
+		c.TextLimit = 64 << 10
+	}
+	if c.Release == "" {
+		c.Release = Version
+	}
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

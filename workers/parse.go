@@ -1,0 +1,68 @@
+package workers
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/rules"
+)
+
+// Mail is one mail as the pipeline sees it: envelope, raw bytes and the
+// parsed header. It is read-only once built.
+type Mail struct {
+	Env    contracts.Envelope
+	Raw    []byte
+	Header mail.Header
+	// MessageID is the Message-ID without angle brackets, "" if absent or
+	// unparseable.
+	MessageID string
+	// From is the first From address, lower-cased; FromDomain its domain.
+	From, FromDomain string
+}
+
+// ParseMail parses the header of raw. It fails with a Malformed error
+// when the header block does not parse or has no From field: such a mail
+// is not RFC 5322 and no retry will change that.
+func ParseMail(env contracts.Envelope, raw []byte) (*Mail, error) {
+	if len(raw) == 0 {
+		return nil, malformed("malformed mail: empty")
+	}
+	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		return nil, malformed("malformed mail: header: %v", err)
+	}
+	h := mail.Header{Header: message.Header{Header: th}}
+	if !h.Has("From") {
+		return nil, malformed("malformed mail: no From header field")
+	}
+	m := &Mail{Env: env, Raw: raw, Header: h}
+	if id, err := h.MessageID(); err == nil {
+		m.MessageID = id
+	}
+	if addrs, err := h.AddressList("From"); err == nil && len(addrs) > 0 {
+		m.From = strings.ToLower(addrs[0].Address)
+		if at := strings.LastIndexByte(m.From, '@'); at >= 0 {
+			m.FromDomain = m.From[at+1:]
+		}
+	}
+	return m, nil
+}
+
+// headerFacts returns the header facts that mail_header: scopes match:
+// every field, unfolded and RFC 2047-decoded, keyed by lower-case name.
+func headerFacts(h mail.Header) map[string][]string {
+	return rules.HeadersFromFields(func(yield func(key, value string) bool) {
+		fs := h.Fields()
+		for fs.Next() {
+			if !yield(fs.Key(), fs.Value()) {
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,160 @@
+package workers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/mailscope/mailscope/auth"
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/rules"
+)
+
+// Pipeline decides the outcome of one mail: parse, verify, scope,
+// evaluate flags, handle. It does no NATS I/O, so it can be run and
+// measured on an in-memory mail; Worker wraps it with the queue.
+type Pipeline struct {
+	cfg      Config
+	verifier *auth.Verifier
+	handlers map[string]Handler
+	now      func() time.Time
+}
+
+// NewPipeline returns a Pipeline with the built-in handlers (see
+// Handlers). cfg is taken with its defaults applied.
+func NewPipeline(cfg Config) *Pipeline {
+	cfg = cfg.WithDefaults()
+	return &Pipeline{
+		cfg:      cfg,
+		verifier: auth.NewVerifier(cfg.Auth, auth.NewResolver(cfg.Auth)),
+		handlers: Handlers(cfg.TextLimit),
+		now:      time.Now,
+	}
+}
+
+// Process decides one mail against the rule snapshot snap. On success it
+// returns the outcome to publish; otherwise an error whose Class says
+// what to do with the mail. A panic anywhere inside is recovered and
+// returned as a Transient error.
+func (p *Pipeline) Process(ctx context.Context, snap *rules.Snapshot, env contracts.Envelope, raw []byte, attempt int) (out *contracts.Outcome, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.cfg.Logger.Error("panic while processing a mail", slog.String("id", env.ID),
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			out = nil
+			err = transient("panic while processing: %v", r)
+		}
+	}()
+	m, err := ParseMail(env, raw)
+	if err != nil {
+		return nil, err
+	}
+	facts := &rules.Facts{
+		Headers: headerFacts(m.Header),
+		Rcpts:   env.RcptTo,
+		From:    m.From,
+		Env:     p.cfg.Env,
+		Release: p.cfg.Release,
+	}
+	out = &contracts.Outcome{
+		Schema:     contracts.OutcomeSchema,
+		ID:         env.ID,
+		MessageID:  m.MessageID,
+		Envelope:   env,
+		ReceivedAt: env.ReceivedAt,
+		Attempt:    attempt,
+		Flags:      make([]contracts.FlagDecision, 0, 6),
+		Worker:     contracts.WorkerInfo{Name: p.cfg.Name, Version: Version, Env: p.cfg.Env},
+	}
+	consult := func(flag string) rules.Decision {
+		d := snap.Eval(flag, facts)
+		out.Flags = append(out.Flags, decisionOf(d))
+		return d
+	}
+
+	// Authenticate. dkim: and trust: scopes are false until facts exist.
+	var res auth.Result
+	skipped := ""
+	if consult(rules.FlagDKIMVerify).Bool() {
+		res, err = p.verifier.Verify(ctx, raw)
+		if err != nil {
+			return nil, transient("dkim: %v", err)
+		}
+		if res.TempError {
+			return nil, transient("dkim temperror: %s", tempReasons(res))
+		}
+	} else {
+		skipped = "verification skipped by rule " + rules.FlagDKIMVerify
+		res.Signatures = []contracts.DKIMResult{{Result: contracts.ResultNone, Reason: skipped}}
+	}
+	facts.DKIMPass = res.PassDomains
+	facts.DKIMKnown = true
+	strong := consult(rules.FlagDKIMStrong).Bool()
+	trust := auth.Trust(res, m.FromDomain, func(string) bool { return strong })
+	facts.Trust = trust
+	facts.TrustKnown = true
+	out.Auth = contracts.Auth{
+		DKIM:                  res.Signatures,
+		Skipped:               skipped,
+		Trust:                 trust,
+		AuthenticationResults: auth.AuthenticationResults(p.authServID(), res, skipped),
+	}
+
+	// Decide.
+	if consult(rules.FlagPause).Bool() {
+		return nil, errHeld
+	}
+	if reason := consult(rules.FlagReject).Value; reason != "" {
+		out.Disposition = contracts.Rejected
+		out.Reason = reason
+		out.ProcessedAt = p.now().UTC()
+		return out, nil
+	}
+	out.DryRun = consult(rules.FlagDryRun).Bool()
+	name := consult(rules.FlagHandler).Value
+	h, ok := p.handlers[name]
+	if !ok {
+		return nil, transient("%v", errNoHandler(name))
+	}
+	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandlerTimeout)
+	defer cancel()
+	r, err := h.Handle(hctx, m, out.DryRun)
+	if err != nil {
+		return nil, transient("handler %s: %v", name, err)
+	}
+	out.Handler = name
+	out.Disposition = r.Disposition
+	out.Reason = r.Reason
+	out.Summary = r.Summary
+	out.ProcessedAt = p.now().UTC()
+	return out, nil
+}
+
+// decisionOf turns a rules decision into its outcome record.
+func decisionOf(d rules.Decision) contracts.FlagDecision {
+	fd := contracts.FlagDecision{Flag: d.Flag, Value: d.Value}
+	if d.Rule != nil {
+		fd.Rule = &contracts.RuleRef{Revision: d.Revision, Line: d.Rule.Line, Scope: d.Rule.ScopeText, Priority: d.Rule.Priority}
+	}
+	return fd
+}
+
+func tempReasons(res auth.Result) string {
+	var rs []string
+	for _, s := range res.Signatures {
+		if s.Result == contracts.ResultTempError {
+			rs = append(rs, fmt.Sprintf("d=%s s=%s: %s", s.Domain, s.Selector, s.Reason))
+		}
+	}
+	return strings.Join(rs, "; ")
+}
+
+func (p *Pipeline) authServID() string {
+	if p.cfg.Auth.AuthServID != "" {
+		return p.cfg.Auth.AuthServID
+	}
+	return auth.DefaultAuthServID
+}

@@ -1,0 +1,228 @@
+// Package workers consumes mail from the mail stream and processes it:
+// decode the envelope, parse, verify DKIM, evaluate flag rules, run the
+// handler, publish the outcome, and only then acknowledge. Workers are
+// stateless; any number of replicas share one durable consumer.
+package workers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/rules"
+)
+
+// Worker is one worker process's consumer loop.
+type Worker struct {
+	cfg   Config
+	js    jetstream.JetStream
+	pipe  *Pipeline
+	store *rules.Store
+	ready atomic.Bool
+	log   *slog.Logger
+}
+
+// New returns a Worker using nc. It does nothing until Run.
+func New(cfg Config, nc *nats.Conn) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	return &Worker{cfg: cfg, js: js, pipe: NewPipeline(cfg), log: cfg.Logger}, nil
+}
+
+// Ready reports whether the worker has loaded the flag rules and takes
+// mail.
+func (w *Worker) Ready() bool { return w.ready.Load() }
+
+// Rules returns the live rule store, nil before Run loaded it.
+func (w *Worker) Rules() *rules.Store { return w.store }
+
+// Run loads every flag rule, then takes mail until ctx is done. Mail in
+// progress when ctx ends is finished (bounded by HandlerTimeout) before
+// Run returns. Run fails when the bucket or the consumer does not exist
+// (run `mailscope provision`).
+func (w *Worker) Run(ctx context.Context) error {
+	kv, err := w.js.KeyValue(ctx, w.cfg.Names.FlagsBucket)
+	if err != nil {
+		return fmt.Errorf("worker: flag bucket %s: %w", w.cfg.Names.FlagsBucket, err)
+	}
+	w.store = rules.NewStore(kv, w.log)
+	if err := w.store.Start(ctx); err != nil {
+		return fmt.Errorf("worker: load flag rules: %w", err)
+	}
+	cons, err := w.js.Consumer(ctx, w.cfg.Names.MailStream, w.cfg.Names.Consumer)
+	if err != nil {
+		return fmt.Errorf("worker: consumer %s on %s: %w", w.cfg.Names.Consumer, w.cfg.Names.MailStream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("worker: consume: %w", err)
+	}
+	w.ready.Store(true)
+	defer w.ready.Store(false)
+	w.log.Info("worker taking mail", slog.String("stream", w.cfg.Names.MailStream),
+		slog.String("consumer", w.cfg.Names.Consumer), slog.Int("concurrency", w.cfg.Concurrency))
+
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			w.log.Warn("consume", slog.Any("err", err))
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			w.handle(context.WithoutCancel(ctx), msg)
+		}()
+	}
+}
+
+// handle takes one input message to its end: an outcome and an ack, a
+// dead letter and a term, or a nak for a later attempt. It never returns
+// with the message in limbo except when NATS itself is unreachable, in
+// which case the server redelivers it after AckWait.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	attempt := 1
+	if md, err := msg.Metadata(); err == nil {
+		attempt = int(md.NumDelivered)
+	}
+	env, err := contracts.DecodeEnvelope(msg.Headers())
+	var out *contracts.Outcome
+	if err != nil {
+		err = malformed("%v", err)
+		env = partialEnvelope(msg)
+	} else {
+		out, err = w.pipe.Process(ctx, w.store.Snapshot(), env, msg.Data(), attempt)
+	}
+	log := w.log.With(slog.String("id", env.ID), slog.Int("attempt", attempt))
+	if err == nil {
+		if perr := w.publishOutcome(ctx, out); perr != nil {
+			err = transient("publish outcome: %v", perr)
+		} else {
+			if aerr := msg.Ack(); aerr != nil {
+				log.Warn("ack failed; the mail will be redelivered and its outcome deduplicated", slog.Any("err", aerr))
+			}
+			return
+		}
+	}
+	switch decide(err, attempt, w.cfg.MaxAttempts) {
+	case actHold:
+		nak(log, msg, w.cfg.HoldDelay)
+	case actRetry:
+		d := backoff(attempt, w.cfg.BackoffBase, w.cfg.BackoffMax)
+		log.Warn("transient failure; will retry", slog.Any("err", err), slog.Duration("delay", d))
+		nak(log, msg, d)
+	case actDead:
+		log.Error("dead-lettering mail", slog.String("class", ClassOf(err).String()), slog.Any("err", err))
+		if derr := w.deadLetter(ctx, msg, env, err, attempt); derr != nil {
+			log.Error("dead letter not stored; will retry", slog.Any("err", derr))
+			nak(log, msg, backoff(attempt, w.cfg.BackoffBase, w.cfg.BackoffMax))
+			return
+		}
+		if terr := msg.TermWithReason(ClassOf(err).String()); terr != nil {
+			log.Warn("term failed; the mail will be redelivered and dead-lettered again (deduplicated)", slog.Any("err", terr))
+		}
+	}
+}
+
+func nak(log *slog.Logger, msg jetstream.Msg, d time.Duration) {
+	if err := msg.NakWithDelay(d); err != nil {
+		log.Warn("nak failed; the server redelivers after AckWait", slog.Any("err", err))
+	}
+}
+
+// partialEnvelope keeps what can be read of a broken envelope, and an id
+// for the dead letter: the message's own, or its stream sequence.
+func partialEnvelope(msg jetstream.Msg) contracts.Envelope {
+	h := msg.Headers()
+	env := contracts.Envelope{
+		ID:       h.Get(contracts.HeaderMsgID),
+		MailFrom: h.Get(contracts.HeaderMailFrom),
+		RcptTo:   h.Values(contracts.HeaderRcptTo),
+		Protocol: h.Get(contracts.HeaderProtocol),
+	}
+	if env.ID == "" {
+		if md, err := msg.Metadata(); err == nil {
+			env.ID = "seq-" + strconv.FormatUint(md.Sequence.Stream, 10)
+		}
+	}
+	return env
+}
+
+// publishOutcome stores the outcome, deduplicated by the mail id.
+func (w *Worker) publishOutcome(ctx context.Context, out *contracts.Outcome) error {
+	data, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	m := &nats.Msg{Subject: w.cfg.Names.OutcomeSubject(out.Disposition), Header: nats.Header{}, Data: data}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = w.js.PublishMsg(pctx, m, jetstream.WithMsgID(out.ID))
+	return err
+}
+
+// deadLetter stores the raw mail with the reason, then its outcome.
+func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, env contracts.Envelope, cause error, attempt int) error {
+	h := nats.Header{}
+	for k, v := range msg.Headers() {
+		h[k] = append([]string(nil), v...)
+	}
+	reason := headerSafe(cause.Error())
+	h.Set(contracts.HeaderDeadReason, reason)
+	h.Set(contracts.HeaderDeadClass, ClassOf(cause).String())
+	h.Set(contracts.HeaderAttempts, strconv.Itoa(attempt))
+	h.Set(contracts.HeaderOriginalID, env.ID)
+	h.Set(contracts.HeaderMsgID, env.ID)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := w.js.PublishMsg(dctx, &nats.Msg{Subject: w.cfg.Names.DeadSubject, Header: h, Data: msg.Data()}, jetstream.WithMsgID(env.ID)); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	return w.publishOutcome(ctx, &contracts.Outcome{
+		Schema:      contracts.OutcomeSchema,
+		ID:          env.ID,
+		Envelope:    env,
+		ReceivedAt:  env.ReceivedAt,
+		ProcessedAt: now,
+		Disposition: contracts.Dead,
+		Reason:      reason,
+		Attempt:     attempt,
+		Auth:        contracts.Auth{DKIM: []contracts.DKIMResult{}, Trust: contracts.TrustNone},
+		Flags:       []contracts.FlagDecision{},
+		Worker:      contracts.WorkerInfo{Name: w.cfg.Name, Version: Version, Env: w.cfg.Env},
+	})
+}
+
+// headerSafe makes s fit a NATS header value: one line, at most 1 KiB.
+func headerSafe(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 1024 {
+		s = s[:1024]
+	}
+	return s
+}

@@ -245,7 +245,9 @@ func TestStore(t *testing.T) {
 		if _, err := kv.PutString(ctx, FlagHandler, "env:staging 7 publish\nenv:prod 1 discard"); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, st, "update after reload", func(s *Snapshot) bool { return s.Eval(FlagHandler, staging).Rule != nil && s.Eval(FlagHandler, staging).Rule.Priority == 7 })
+		waitFor(t, st, "update after reload", func(s *Snapshot) bool {
+			return s.Eval(FlagHandler, staging).Rule != nil && s.Eval(FlagHandler, staging).Rule.Priority == 7
+		})
 	})
 }
 

@@ -162,9 +162,7 @@ func TestParseBool(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	known := Known()
-	names := []string{}
 	for i, f := range known {
-		names = append(names, f.Name)
 		if i > 0 && known[i-1].Name >= f.Name {
 			t.Errorf("Known not sorted at %q", f.Name)
 		}

@@ -71,18 +71,22 @@ func demoMails() ([]demoMail, string, error) {
 		return nil
 	}
 	tamper := func(raw []byte) []byte { return bytes.Replace(raw, []byte("Hello"), []byte("Jello"), 1) }
+	// A token per run keeps this run's outcomes apart from mail left in
+	// the queue by an earlier run.
+	run := fmt.Sprintf("run%x", date.UnixNano()&0xffffff)
+	rcpt := func(local string) string { return local + "@" + run + ".example.org" }
 	for _, err := range []error{
-		add("good", "good@example.org", "Signed and intact", true, contracts.Processed, contracts.ResultPass, nil),
-		add("tampered", "tampered@example.org", "Signed, body changed in transit", true, contracts.Processed, contracts.ResultFail, tamper),
-		add("unsigned", "unsigned@example.org", "No signature at all", false, contracts.Processed, contracts.ResultNone, nil),
-		add("review", "review@example.org", "Routed by an rcpt: rule", true, contracts.Quarantined, contracts.ResultPass, nil),
-		add("spam", "spam@example.org", "FREE  money inside", true, contracts.Rejected, contracts.ResultPass, nil),
+		add("good", rcpt("good"), "Signed and intact", true, contracts.Processed, contracts.ResultPass, nil),
+		add("tampered", rcpt("tampered"), "Signed, body changed in transit", true, contracts.Processed, contracts.ResultFail, tamper),
+		add("unsigned", rcpt("unsigned"), "No signature at all", false, contracts.Processed, contracts.ResultNone, nil),
+		add("review", rcpt("review"), "Routed by an rcpt: rule", true, contracts.Quarantined, contracts.ResultPass, nil),
+		add("spam", rcpt("spam"), "FREE  money inside", true, contracts.Rejected, contracts.ResultPass, nil),
 	} {
 		if err != nil {
 			return nil, "", err
 		}
 	}
-	ms = append(ms, demoMail{name: "broken", rcpt: "broken@example.org",
+	ms = append(ms, demoMail{name: "broken", rcpt: rcpt("broken"),
 		raw: []byte("this is not a mail header\r\n\r\nno From, no header block at all\r\n"), disposition: contracts.Dead})
 	txt, err := testkit.TXTRecord(key)
 	if err != nil {

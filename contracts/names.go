@@ -25,6 +25,10 @@ type Names struct {
 	// FlagsBucket is the KV bucket of flag rules, one key per flag.
 	// Default "mail_flags".
 	FlagsBucket string
+	// StatusBucket is the KV bucket where every worker keeps its status
+	// (rules loaded, rule problems), one key per worker.
+	// Default "mail_status".
+	StatusBucket string
 }
 
 // DefaultNames returns the default names documented on [Names].
@@ -38,6 +42,7 @@ func DefaultNames() Names {
 		DeadStream:    "MAIL_DEAD",
 		DeadSubject:   "mail.dead",
 		FlagsBucket:   "mail_flags",
+		StatusBucket:  "mail_status",
 	}
 }
 
@@ -57,6 +62,7 @@ func (n Names) WithDefaults() Names {
 	set(&n.DeadStream, d.DeadStream)
 	set(&n.DeadSubject, d.DeadSubject)
 	set(&n.FlagsBucket, d.FlagsBucket)
+	set(&n.StatusBucket, d.StatusBucket)
 	return n
 }
 

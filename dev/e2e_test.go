@@ -275,6 +275,15 @@ func TestEndToEnd(t *testing.T) {
 			}
 			return false
 		})
+		b.waitStatus(t, func(st contracts.WorkerStatus) bool {
+			for _, p := range st.Problems {
+				if p.Flag == rules.FlagHandler && p.Revision == bad && p.KeptRevision == good &&
+					len(p.Errors) == 1 && strings.HasPrefix(p.Errors[0], "line 1: ") {
+					return true
+				}
+			}
+			return false
+		})
 		send(rsa("review@example.org", "again"), "review@example.org")
 		o := b.outcomes.nth(t, "review@example.org", 2)
 		wantDisposition(t, o, contracts.Quarantined, "quarantine")

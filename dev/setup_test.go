@@ -322,3 +322,37 @@ func (b *bundle) streamCount(t *testing.T, name string) uint64 {
 	}
 	return info.State.Msgs
 }
+
+// waitStatus watches this worker's entry in the status bucket until cond
+// holds for it.
+func (b *bundle) waitStatus(t *testing.T, cond func(contracts.WorkerStatus) bool) {
+	t.Helper()
+	kv, err := b.sys.JS.KeyValue(t.Context(), "mail_status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := workers.StatusKey(b.sys.Worker.Status().Worker.Name)
+	w, err := kv.Watch(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	deadline := time.After(wait)
+	var last contracts.WorkerStatus
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				continue
+			}
+			if err := json.Unmarshal(e.Value(), &last); err != nil {
+				t.Fatalf("status entry %s is not JSON: %v", key, err)
+			}
+			if cond(last) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("status entry %s never matched; last: %+v", key, last)
+		}
+	}
+}

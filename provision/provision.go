@@ -46,6 +46,9 @@ type Config struct {
 	// FlagHistory is how many revisions of each flag key are kept (the
 	// audit trail of `nats kv history`). Default 64, the server maximum.
 	FlagHistory uint8
+	// StatusTTL is how long a worker's status entry lives without being
+	// rewritten; workers rewrite theirs every 30 seconds. Default 2m.
+	StatusTTL time.Duration
 }
 
 // WithDefaults returns c with every unset field at its documented default.
@@ -74,6 +77,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.FlagHistory == 0 {
 		c.FlagHistory = 64
+	}
+	if c.StatusTTL == 0 {
+		c.StatusTTL = 2 * time.Minute
 	}
 	return c
 }
@@ -159,6 +165,19 @@ func (c Config) FlagsBucket() jetstream.KeyValueConfig {
 	}
 }
 
+// StatusBucket returns the configuration of the worker status bucket.
+func (c Config) StatusBucket() jetstream.KeyValueConfig {
+	c = c.WithDefaults()
+	return jetstream.KeyValueConfig{
+		Bucket:      c.Names.StatusBucket,
+		Description: "worker status: rules in force and rule problems, one key per worker",
+		History:     1,
+		TTL:         c.StatusTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+	}
+}
+
 // Run creates or updates every object. It stops at the first error, which
 // names the object.
 func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
@@ -171,8 +190,10 @@ func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if _, err := js.CreateOrUpdateConsumer(ctx, c.Names.MailStream, c.Consumer()); err != nil {
 		return fmt.Errorf("provision consumer %s on %s: %w", c.Names.Consumer, c.Names.MailStream, err)
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, c.FlagsBucket()); err != nil {
-		return fmt.Errorf("provision bucket %s: %w", c.Names.FlagsBucket, err)
+	for _, kc := range []jetstream.KeyValueConfig{c.FlagsBucket(), c.StatusBucket()} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("provision bucket %s: %w", kc.Bucket, err)
+		}
 	}
 	return nil
 }

@@ -52,13 +52,7 @@ func (p *Pipeline) Process(ctx context.Context, snap *rules.Snapshot, env contra
 	if err != nil {
 		return nil, err
 	}
-	facts := &rules.Facts{
-		Headers: headerFacts(m.Header),
-		Rcpts:   env.RcptTo,
-		From:    m.From,
-		Env:     p.cfg.Env,
-		Release: p.cfg.Release,
-	}
+	facts := p.newFacts(m)
 	out = &contracts.Outcome{
 		Schema:     contracts.OutcomeSchema,
 		ID:         env.ID,
@@ -74,33 +68,8 @@ func (p *Pipeline) Process(ctx context.Context, snap *rules.Snapshot, env contra
 		out.Flags = append(out.Flags, decisionOf(d))
 		return d
 	}
-
-	// Authenticate. dkim: and trust: scopes are false until facts exist.
-	var res auth.Result
-	skipped := ""
-	if consult(rules.FlagDKIMVerify).Bool() {
-		res, err = p.verifier.Verify(ctx, raw)
-		if err != nil {
-			return nil, transient("dkim: %v", err)
-		}
-		if res.TempError {
-			return nil, transient("dkim temperror: %s", tempReasons(res))
-		}
-	} else {
-		skipped = "verification skipped by rule " + rules.FlagDKIMVerify
-		res.Signatures = []contracts.DKIMResult{{Result: contracts.ResultNone, Reason: skipped}}
-	}
-	facts.DKIMPass = res.PassDomains
-	facts.DKIMKnown = true
-	strong := consult(rules.FlagDKIMStrong).Bool()
-	trust := auth.Trust(res, m.FromDomain, func(string) bool { return strong })
-	facts.Trust = trust
-	facts.TrustKnown = true
-	out.Auth = contracts.Auth{
-		DKIM:                  res.Signatures,
-		Skipped:               skipped,
-		Trust:                 trust,
-		AuthenticationResults: auth.AuthenticationResults(p.authServID(), res, skipped),
+	if out.Auth, err = p.authenticate(ctx, m, facts, consult); err != nil {
+		return nil, err
 	}
 
 	// Decide.
@@ -131,6 +100,55 @@ func (p *Pipeline) Process(ctx context.Context, snap *rules.Snapshot, env contra
 	out.Summary = r.Summary
 	out.ProcessedAt = p.now().UTC()
 	return out, nil
+}
+
+// newFacts returns the scope facts of m known before authentication.
+func (p *Pipeline) newFacts(m *Mail) *rules.Facts {
+	return &rules.Facts{
+		Headers: headerFacts(m.Header),
+		Rcpts:   m.Env.RcptTo,
+		From:    m.From,
+		Env:     p.cfg.Env,
+		Release: p.cfg.Release,
+	}
+}
+
+// authenticate verifies m's DKIM signatures unless mail.dkim.verify is
+// off for it, then sets the dkim: and trust: facts. dkim: and trust:
+// scopes are false in the rules consulted before the facts they need
+// exist. A temperror is a Transient error: the mail is retried later.
+func (p *Pipeline) authenticate(ctx context.Context, m *Mail, facts *rules.Facts, consult func(string) rules.Decision) (contracts.Auth, error) {
+	var res auth.Result
+	skipped := ""
+	if consult(rules.FlagDKIMVerify).Bool() {
+		var err error
+		res, err = p.verifier.Verify(ctx, m.Raw)
+		if err != nil {
+			return contracts.Auth{}, transient("dkim: %v", err)
+		}
+		if res.TempError {
+			return contracts.Auth{}, transient("dkim temperror: %s", tempReasons(res))
+		}
+	} else {
+		skipped = "verification skipped by rule " + rules.FlagDKIMVerify
+		res.Signatures = []contracts.DKIMResult{{Result: contracts.ResultNone, Reason: skipped}}
+	}
+	facts.DKIMPass = res.PassDomains
+	facts.DKIMKnown = true
+	strong := consult(rules.FlagDKIMStrong).Bool()
+	trust := auth.Trust(res, m.FromDomain, func(string) bool { return strong })
+	facts.Trust = trust
+	facts.TrustKnown = true
+	a := contracts.Auth{
+		DKIM:                  res.Signatures,
+		Skipped:               skipped,
+		Trust:                 trust,
+		AuthenticationResults: auth.AuthenticationResults(p.authServID(), res, skipped),
+	}
+	if res.CapHit {
+		a.Note = fmt.Sprintf("more than %d signatures; only the first %d verified", len(res.Signatures), len(res.Signatures))
+	}
+	return a, nil
 }
 
 // decisionOf turns a rules decision into its outcome record.

@@ -73,6 +73,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.ready.Store(true)
 	defer w.ready.Store(false)
+	if skv, err := w.js.KeyValue(ctx, w.cfg.Names.StatusBucket); err != nil {
+		w.log.Warn("no status bucket; status not reported (run mailscope provision)",
+			slog.String("bucket", w.cfg.Names.StatusBucket), slog.Any("err", err))
+	} else {
+		go w.reportStatus(ctx, skv, w.store)
+	}
 	w.log.Info("worker taking mail", slog.String("stream", w.cfg.Names.MailStream),
 		slog.String("consumer", w.cfg.Names.Consumer), slog.Int("concurrency", w.cfg.Concurrency))
 

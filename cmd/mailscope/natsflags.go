@@ -40,6 +40,7 @@ func addNameFlags(fs *flag.FlagSet, names *contracts.Names) {
 	fs.StringVar(&names.DeadStream, "dead-stream", d.DeadStream, "dead-letter stream")
 	fs.StringVar(&names.DeadSubject, "dead-subject", d.DeadSubject, "dead-letter subject")
 	fs.StringVar(&names.FlagsBucket, "bucket", d.FlagsBucket, "flag-rule KV bucket")
+	fs.StringVar(&names.StatusBucket, "status-bucket", d.StatusBucket, "worker status KV bucket")
 }
 
 func (n *natsFlags) connect(name string) (*nats.Conn, error) {

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/workers"
+)
+
+func runFlags(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return usageError{errors.New("usage: mailscope flags check|list|explain [flags]")}
+	}
+	switch args[0] {
+	case "check":
+		return flagsCheck(args[1:], out)
+	case "list":
+		return flagsList(out)
+	case "explain":
+		return flagsExplain(ctx, args[1:], out)
+	}
+	return usageError{fmt.Errorf("unknown flags command %q (check, list, explain)", args[0])}
+}
+
+// errInvalid reports rules that do not parse (exit status 1).
+var errInvalid = errors.New("rules do not parse")
+
+// flagsCheck validates rule text exactly as workers do.
+func flagsCheck(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("flags check", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: mailscope flags check FLAG [FILE|-]\n\n"+
+			"Validates the rules for FLAG (read from FILE, or stdin) as workers do; exit status 1 with\n"+
+			"line-numbered errors when they do not parse. Safe editing:\n"+
+			"  mailscope flags check mail.handler rules.txt && nats kv put mail_flags mail.handler \"$(cat rules.txt)\"")
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		fs.Usage()
+		return usageError{errors.New("need FLAG and at most one FILE")}
+	}
+	name := fs.Arg(0)
+	var text []byte
+	var err error
+	if fs.NArg() == 1 || fs.Arg(1) == "-" {
+		text, err = io.ReadAll(os.Stdin)
+	} else {
+		text, err = os.ReadFile(fs.Arg(1))
+	}
+	if err != nil {
+		return err
+	}
+	rs, err := rules.Parse(name, 0, text)
+	if err != nil {
+		var pe *rules.ParseError
+		if errors.As(err, &pe) {
+			for _, l := range pe.Lines {
+				fmt.Fprintf(os.Stderr, "%s: line %d: %s\n", name, l.Line, l.Msg)
+			}
+		}
+		return errInvalid
+	}
+	kind := "unknown flag, values taken as strings"
+	if f, ok := rules.Lookup(name); ok {
+		kind = f.Type.String()
+		if f.Type == rules.TypeEnum {
+			kind += " " + strings.Join(f.Enum, "|")
+		}
+	}
+	fmt.Fprintf(out, "%s: %d rules ok (%s)\n", name, len(rs.Rules), kind)
+	return nil
+}
+
+// flagsList prints the registry and the scope kinds.
+func flagsList(out io.Writer) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FLAG\tTYPE\tDEFAULT\tDESCRIPTION")
+	for _, f := range rules.Known() {
+		typ := f.Type.String()
+		if f.Type == rules.TypeEnum {
+			typ = strings.Join(f.Enum, "|")
+		}
+		def := f.Default
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, typ, def, f.Description)
+	}
+	fmt.Fprintln(tw, "\nSCOPE\tMATCHES WHEN")
+	for _, k := range rules.ScopeKinds() {
+		fmt.Fprintf(tw, "%s\t%s\n", k.Syntax, k.Matches)
+	}
+	fmt.Fprintln(tw, "A&B\tboth terms match (any number of terms)")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(out, "\nBooleans: true/false, on/off, yes/no, 1/0 (any case); any other word is an error.\n"+
+		"Rule lines: SCOPE PRIORITY VALUE; highest priority first; first match wins; else the default.")
+	return err
+}
+
+// flagsExplain prints a mail's facts and every flag's value for it.
+func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("flags explain", flag.ContinueOnError)
+	nf := addNATSFlags(fs)
+	var c workers.Config
+	var dns string
+	fs.StringVar(&dns, "dns-server", "", "DNS server (host:port) for DKIM key lookups (default the system resolver)")
+	fs.StringVar(&c.Env, "env", "", "environment to evaluate env: rules for")
+	fs.StringVar(&c.Release, "release", "", "version to evaluate release: rules for (default this build's)")
+	from := fs.String("from", "", "envelope sender")
+	to := fs.String("to", "", "envelope recipients, comma-separated (default the To addresses of the mail)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: mailscope flags explain [flags] MAIL.eml\n\n"+
+			"Shows the mail's scope facts and, for every flag, its value and the rule (key revision and\n"+
+			"line) that decided it, against the live rules. No side effect.")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return usageError{errors.New("need one MAIL file")}
+	}
+	raw, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	c.Names = nf.names
+	if dns != "" {
+		c.Auth.DNSServers = []string{dns}
+	}
+	env := contracts.Envelope{ID: "explain", MailFrom: *from, ReceivedAt: time.Now(), Protocol: "publish"}
+	if *to != "" {
+		env.RcptTo = strings.Split(*to, ",")
+	} else {
+		env.RcptTo = headerAddresses(raw, "To")
+	}
+
+	nc, err := nf.connect("mailscope-explain")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	kv, err := js.KeyValue(ctx, c.Names.FlagsBucket)
+	if err != nil {
+		return fmt.Errorf("flag bucket %s: %w", c.Names.FlagsBucket, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	store := rules.NewStore(kv, nil)
+	if err := store.Start(sctx); err != nil {
+		return err
+	}
+	snap := store.Snapshot()
+	cancel()
+
+	e, err := workers.NewPipeline(c).Explain(ctx, snap, env, raw)
+	if err != nil {
+		return err
+	}
+	printExplanation(out, e)
+	if probs := store.Problems(); len(probs) > 0 {
+		fmt.Fprintln(out, "\nproblems (these keys keep their last good rules):")
+		for _, p := range probs {
+			fmt.Fprintf(out, "  %v\n", &p)
+		}
+	}
+	return nil
+}
+
+func headerAddresses(raw []byte, key string) []string {
+	m, err := workers.ParseMail(contracts.Envelope{}, raw)
+	if err != nil {
+		return nil
+	}
+	list, err := m.Header.AddressList(key)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range list {
+		out = append(out, a.Address)
+	}
+	return out
+}
+
+func printExplanation(out io.Writer, e *workers.Explanation) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "facts")
+	fmt.Fprintf(tw, "  from\t%s\n", e.From)
+	fmt.Fprintf(tw, "  rcpt\t%s\n", strings.Join(e.Rcpts, ", "))
+	if e.Auth.Skipped != "" {
+		fmt.Fprintf(tw, "  dkim\t%s\n", e.Auth.Skipped)
+	}
+	for _, d := range e.Auth.DKIM {
+		line := d.Result
+		if d.Domain != "" {
+			line += fmt.Sprintf(" d=%s s=%s a=%s", d.Domain, d.Selector, d.Algorithm)
+		}
+		if d.Reason != "" && d.Result != contracts.ResultPass {
+			line += " (" + d.Reason + ")"
+		}
+		fmt.Fprintf(tw, "  dkim\t%s\n", line)
+	}
+	fmt.Fprintf(tw, "  trust\t%s\n", e.Auth.Trust)
+	fmt.Fprintf(tw, "  env\t%q\n", e.Env)
+	fmt.Fprintf(tw, "  release\t%q\n", e.Release)
+	fmt.Fprintf(tw, "  headers\t%d distinct fields, matched decoded by mail_header:\n", len(e.Headers))
+	fmt.Fprintln(tw, "\nflag\tvalue\tdecided by")
+	for _, f := range e.Flags {
+		by := "default"
+		if f.Rule != nil {
+			by = fmt.Sprintf("rev %d line %d: %s %d", f.Rule.Revision, f.Rule.Line, f.Rule.Scope, f.Rule.Priority)
+		}
+		fmt.Fprintf(tw, "%s\t%q\t%s\n", f.Flag, f.Value, by)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,65 @@
+package workers
+
+import (
+	"context"
+	"sort"
+
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/rules"
+)
+
+// Explanation shows how a worker sees one mail: its scope facts and, for
+// every flag, the value and the rule that decided it. It has no side
+// effect; `mailscope flags explain` prints it.
+type Explanation struct {
+	// From is the lower-cased From address; FromDomain its domain.
+	From, FromDomain string
+	// Rcpts are the envelope recipients.
+	Rcpts []string
+	// Headers are the header facts mail_header: scopes match, by
+	// lower-case name, unfolded and RFC 2047-decoded.
+	Headers map[string][]string
+	// Auth is the authentication result (verification ran unless
+	// mail.dkim.verify is off for this mail).
+	Auth contracts.Auth
+	// Env and Release are the worker facts env: and release: match.
+	Env, Release string
+	// Flags has every registered flag and every other key in the bucket,
+	// sorted by name, each evaluated with all facts known.
+	Flags []contracts.FlagDecision
+}
+
+// Explain evaluates every flag for one mail against snap. It fails like
+// Process does for malformed mail and DNS temperrors.
+func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contracts.Envelope, raw []byte) (*Explanation, error) {
+	m, err := ParseMail(env, raw)
+	if err != nil {
+		return nil, err
+	}
+	facts := p.newFacts(m)
+	consult := func(flag string) rules.Decision { return snap.Eval(flag, facts) }
+	a, err := p.authenticate(ctx, m, facts, consult)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, f := range rules.Known() {
+		names[f.Name] = true
+	}
+	for _, f := range snap.Flags() {
+		names[f] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	e := &Explanation{
+		From: m.From, FromDomain: m.FromDomain, Rcpts: env.RcptTo, Headers: facts.Headers,
+		Auth: a, Env: p.cfg.Env, Release: p.cfg.Release,
+	}
+	for _, n := range sorted {
+		e.Flags = append(e.Flags, decisionOf(snap.Eval(n, facts)))
+	}
+	return e, nil
+}

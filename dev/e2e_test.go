@@ -292,6 +292,21 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("mail.pause holds mail without counting attempts; resumes when switched off", func(t *testing.T) {
+		send(rsa("held@paused.invalid", "hold me"), "held@paused.invalid")
+		waitFor(t, "the worker to hold the mail", func() bool { return b.sys.Worker.Held() == 1 })
+		rev := b.putRules(t, rules.FlagPause, "rcpt:@paused\\.invalid$ 10 false\n")
+		o := b.outcomes.first(t, "held@paused.invalid")
+		wantDisposition(t, o, contracts.Processed, "publish")
+		if f := flag(t, o, rules.FlagPause); f.Value != "false" || f.Rule == nil || f.Rule.Revision != rev {
+			t.Errorf("mail.pause decision %+v, want false by revision %d", f, rev)
+		}
+		if o.Attempt != 1 {
+			t.Errorf("attempt %d after a hold, want 1", o.Attempt)
+		}
+		b.putRules(t, rules.FlagPause, pauseRules)
+	})
+
 	t.Run("mail that is not RFC 5322 is dead-lettered with a reason", func(t *testing.T) {
 		raw := []byte("this line is no header field\r\n\r\nbody\r\n")
 		send(raw, "malformed@example.org")
@@ -357,6 +372,21 @@ func waitDrained(t *testing.T, b *bundle) {
 		case <-tick.C:
 		case <-deadline:
 			t.Fatalf("queue not drained: %d pending, %d awaiting ack", info.NumPending, info.NumAckPending)
+		}
+	}
+}
+
+// waitFor waits until cond holds, looking every few milliseconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(wait)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }

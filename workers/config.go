@@ -28,9 +28,14 @@ type Config struct {
 	// BackoffBase and BackoffMax bound the redelivery delay after a
 	// transient failure (doubling per attempt). Defaults 1s and 5m.
 	BackoffBase, BackoffMax time.Duration
-	// HoldDelay is how long a mail held by mail.pause waits before it is
-	// looked at again. Default 30s.
+	// HoldDelay is how often a mail held by mail.pause is looked at again
+	// besides on every rule change. Default 30s.
 	HoldDelay time.Duration
+	// MaxHeld caps the mails one worker holds in flight for mail.pause
+	// (they do not take a concurrency slot, but count toward the
+	// consumer's MaxAckPending). Past it a held mail is handed back to the
+	// server with HoldDelay, which counts as a delivery. Default 256.
+	MaxHeld int
 	// HandlerTimeout bounds one mail's processing. Default 30s.
 	HandlerTimeout time.Duration
 	// TextLimit caps the text kept per text part in a summary, in bytes.
@@ -66,6 +71,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.HoldDelay <= 0 {
 		c.HoldDelay = 30 * time.Second
+	}
+	if c.MaxHeld <= 0 {
+		c.MaxHeld = 256
 	}
 	if c.HandlerTimeout <= 0 {
 		c.HandlerTimeout = 30 * time.Second

@@ -30,7 +30,11 @@ type Worker struct {
 	pipe  *Pipeline
 	store *rules.Store
 	ready atomic.Bool
+	held  atomic.Int64
 	log   *slog.Logger
+	// progressEvery is how often a held mail is reported in progress:
+	// a third of the consumer's AckWait.
+	progressEvery time.Duration
 }
 
 // New returns a Worker using nc. It does nothing until Run.
@@ -46,6 +50,9 @@ func New(cfg Config, nc *nats.Conn) (*Worker, error) {
 // Ready reports whether the worker has loaded the flag rules and takes
 // mail.
 func (w *Worker) Ready() bool { return w.ready.Load() }
+
+// Held returns how many mails the worker holds for mail.pause.
+func (w *Worker) Held() int { return int(w.held.Load()) }
 
 // Rules returns the live rule store, nil before Run loaded it.
 func (w *Worker) Rules() *rules.Store { return w.store }
@@ -66,6 +73,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	cons, err := w.js.Consumer(ctx, w.cfg.Names.MailStream, w.cfg.Names.Consumer)
 	if err != nil {
 		return fmt.Errorf("worker: consumer %s on %s: %w", w.cfg.Names.Consumer, w.cfg.Names.MailStream, err)
+	}
+	w.progressEvery = 10 * time.Second
+	if ci := cons.CachedInfo(); ci != nil && ci.Config.AckWait > 0 {
+		w.progressEvery = ci.Config.AckWait / 3
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
 	if err != nil {
@@ -100,8 +111,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			w.handle(context.WithoutCancel(ctx), msg)
+			release := sync.OnceFunc(func() { <-sem })
+			defer release()
+			w.handle(ctx, msg, release)
 		}()
 	}
 }
@@ -109,8 +121,11 @@ func (w *Worker) Run(ctx context.Context) error {
 // handle takes one input message to its end: an outcome and an ack, a
 // dead letter and a term, or a nak for a later attempt. It never returns
 // with the message in limbo except when NATS itself is unreachable, in
-// which case the server redelivers it after AckWait.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+// which case the server redelivers it after AckWait. Processing is not
+// cut short when runCtx ends; holding is (see hold). release frees the
+// caller's concurrency slot.
+func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg, release func()) {
+	ctx := context.WithoutCancel(runCtx)
 	attempt := 1
 	if md, err := msg.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
@@ -122,7 +137,56 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		env = partialEnvelope(msg)
 	} else {
 		out, err = w.pipe.Process(ctx, w.store.Snapshot(), env, msg.Data(), attempt)
+		if ClassOf(err) == Held && w.held.Add(1) <= int64(w.cfg.MaxHeld) {
+			release()
+			out, err = w.hold(runCtx, msg, env, attempt)
+			w.held.Add(-1)
+			if out == nil && err == nil {
+				return // handed back to the server on shutdown
+			}
+		} else if ClassOf(err) == Held {
+			w.held.Add(-1)
+		}
 	}
+	w.finish(ctx, msg, env, attempt, out, err)
+}
+
+// hold keeps a mail that mail.pause holds: the worker keeps it in flight
+// (telling the server it is in progress, so it is neither redelivered nor
+// counted as another attempt) and looks at it again on every rule change
+// and every HoldDelay, until the pause no longer applies. On shutdown the
+// mail goes back to the server at once, and hold returns nil, nil.
+func (w *Worker) hold(runCtx context.Context, msg jetstream.Msg, env contracts.Envelope, attempt int) (*contracts.Outcome, error) {
+	ctx := context.WithoutCancel(runCtx)
+	progress := time.NewTicker(w.progressEvery)
+	defer progress.Stop()
+	recheck := time.NewTicker(w.cfg.HoldDelay)
+	defer recheck.Stop()
+	for {
+		changed := w.store.Changed()
+		select {
+		case <-runCtx.Done():
+			if err := msg.Nak(); err != nil {
+				w.log.Warn("nak of a held mail failed; the server redelivers it after AckWait", slog.String("id", env.ID), slog.Any("err", err))
+			}
+			return nil, nil
+		case <-progress.C:
+			if err := msg.InProgress(); err != nil {
+				w.log.Warn("in-progress of a held mail failed", slog.String("id", env.ID), slog.Any("err", err))
+			}
+			continue
+		case <-changed:
+		case <-recheck.C:
+		}
+		out, err := w.pipe.Process(ctx, w.store.Snapshot(), env, msg.Data(), attempt)
+		if ClassOf(err) != Held {
+			return out, err
+		}
+	}
+}
+
+// finish stores the outcome and acks, or applies the failure's action.
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, env contracts.Envelope, attempt int, out *contracts.Outcome, err error) {
 	log := w.log.With(slog.String("id", env.ID), slog.Int("attempt", attempt))
 	if err == nil {
 		if perr := w.publishOutcome(ctx, out); perr != nil {

@@ -83,7 +83,7 @@ func (p *Producer) newServer(lmtp bool) *smtp.Server {
 		protocol = "lmtp"
 	}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &session{p: p, protocol: protocol, client: c.Conn().RemoteAddr().String(), helo: c.Hostname()}, nil
+		return &session{p: p, protocol: protocol, client: c.Conn().RemoteAddr().String(), conn: c}, nil
 	}))
 	s.LMTP = lmtp
 	s.Domain = p.cfg.Domain
@@ -124,10 +124,21 @@ func (p *Producer) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	// Stop accepting first. go-smtp's Shutdown closes only the listeners
+	// Serve has registered so far; one whose Serve goroutine had not yet
+	// started when ctx was cancelled would otherwise stay open, its
+	// Accept would never return and neither would Run. (Serve errors
+	// after this point are the closed listeners and are not reported.)
+	for _, ln := range p.lns {
+		ln.Close()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), p.cfg.WriteTimeout)
 	defer cancel()
 	for _, s := range p.servers {
-		s.Shutdown(shutdownCtx)
+		if err := s.Shutdown(shutdownCtx); errors.Is(err, context.DeadlineExceeded) {
+			// Connections still open past the grace period are closed.
+			s.Close()
+		}
 	}
 	wg.Wait()
 	return err

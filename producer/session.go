@@ -26,9 +26,11 @@ type session struct {
 	p        *Producer
 	protocol string
 	client   string
-	helo     string
-	from     string
-	rcpts    []string
+	// conn gives the HELO name at the time of the transaction: a client
+	// may send EHLO again, which keeps this session but changes the name.
+	conn  *smtp.Conn
+	from  string
+	rcpts []string
 }
 
 var _ smtp.LMTPSession = (*session)(nil)
@@ -79,7 +81,7 @@ func (s *session) store(raw []byte) error {
 		MailFrom:   s.from,
 		RcptTo:     append([]string(nil), s.rcpts...),
 		ClientAddr: s.client,
-		Helo:       s.helo,
+		Helo:       s.conn.Hostname(),
 		Protocol:   s.protocol,
 	}
 	ctx := context.Background()

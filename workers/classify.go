@@ -75,6 +75,17 @@ const (
 	actHold                // Nak with the hold delay
 )
 
+func (a action) String() string {
+	switch a {
+	case actDead:
+		return "dead"
+	case actHold:
+		return "hold"
+	default:
+		return "retry"
+	}
+}
+
 // decide maps a failure to its action. attempt counts from 1.
 func decide(err error, attempt, maxAttempts int) action {
 	switch ClassOf(err) {
@@ -91,10 +102,16 @@ func decide(err error, attempt, maxAttempts int) action {
 }
 
 // backoff returns the redelivery delay after a transient failure on the
-// given attempt: base doubled per attempt, capped at max.
+// given attempt: base doubled per attempt, capped at max. The doubling
+// stops at the cap before it could overflow, so a cap of "no limit"
+// (math.MaxInt64) never turns into a zero or negative delay.
 func backoff(attempt int, base, max time.Duration) time.Duration {
 	d := base
 	for i := 1; i < attempt && d < max; i++ {
+		if d > max/2 {
+			d = max
+			break
+		}
 		d *= 2
 	}
 	if d > max {

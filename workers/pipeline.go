@@ -92,7 +92,7 @@ func (p *Pipeline) Process(ctx context.Context, snap *rules.Snapshot, env contra
 	defer cancel()
 	r, err := h.Handle(hctx, m, out.DryRun)
 	if err != nil {
-		return nil, transient("handler %s: %v", name, err)
+		return nil, transient("handler %s: %w", name, err)
 	}
 	out.Handler = name
 	out.Disposition = r.Disposition
@@ -124,7 +124,7 @@ func (p *Pipeline) authenticate(ctx context.Context, m *Mail, facts *rules.Facts
 		var err error
 		res, err = p.verifier.Verify(ctx, m.Raw)
 		if err != nil {
-			return contracts.Auth{}, transient("dkim: %v", err)
+			return contracts.Auth{}, transient("dkim: %w", err)
 		}
 		if res.TempError {
 			return contracts.Auth{}, transient("dkim temperror: %s", tempReasons(res))

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	// Registers decoders for the charsets mail uses beyond UTF-8.
+	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/mail"
 
@@ -45,7 +46,10 @@ func Summarize(m *Mail, textLimit int) *contracts.Summary {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil {
+		if err != nil && p != nil && (message.IsUnknownCharset(err) || message.IsUnknownEncoding(err)) {
+			// The part is still there, undecoded: keep it and go on.
+			s.ParseError = err.Error()
+		} else if err != nil {
 			s.ParseError = err.Error()
 			break
 		}
@@ -89,8 +93,17 @@ func readText(ct string, body io.Reader, limit int) contracts.TextPart {
 	tp := contracts.TextPart{ContentType: ct}
 	if len(buf) > limit {
 		buf = buf[:limit]
-		for len(buf) > 0 && !utf8.Valid(buf) {
-			buf = buf[:len(buf)-1]
+		// Drop only a rune cut in half at the limit. Invalid bytes
+		// elsewhere are replaced below; trimming until the whole
+		// buffer is valid would throw away all text after the first
+		// invalid byte, in time quadratic in the limit.
+		for i := 1; i <= utf8.UTFMax && i <= len(buf); i++ {
+			if utf8.RuneStart(buf[len(buf)-i]) {
+				if !utf8.FullRune(buf[len(buf)-i:]) {
+					buf = buf[:len(buf)-i]
+				}
+				break
+			}
 		}
 		tp.Truncated = true
 	}

@@ -32,6 +32,7 @@ type Worker struct {
 	ready atomic.Bool
 	held  atomic.Int64
 	log   *slog.Logger
+	met   metrics
 	// progressEvery is how often a held mail is reported in progress:
 	// a third of the consumer's AckWait.
 	progressEvery time.Duration
@@ -44,7 +45,9 @@ func New(cfg Config, nc *nats.Conn) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	return &Worker{cfg: cfg, js: js, pipe: NewPipeline(cfg), log: cfg.Logger}, nil
+	w := &Worker{cfg: cfg, js: js, pipe: NewPipeline(cfg), log: cfg.Logger}
+	w.met = newMetrics(w)
+	return w, nil
 }
 
 // Ready reports whether the worker has loaded the flag rules and takes
@@ -126,6 +129,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // caller's concurrency slot.
 func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg, release func()) {
 	ctx := context.WithoutCancel(runCtx)
+	start := time.Now()
 	attempt := 1
 	if md, err := msg.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
@@ -148,7 +152,9 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg, release func(
 			w.held.Add(-1)
 		}
 	}
-	w.finish(ctx, msg, env, attempt, out, err)
+	if w.finish(ctx, msg, env, attempt, out, err) {
+		w.met.outcome(ctx, string(out.Disposition), time.Since(start).Seconds())
+	}
 }
 
 // hold keeps a mail that mail.pause holds: the worker keeps it in flight
@@ -186,7 +192,8 @@ func (w *Worker) hold(runCtx context.Context, msg jetstream.Msg, env contracts.E
 }
 
 // finish stores the outcome and acks, or applies the failure's action.
-func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, env contracts.Envelope, attempt int, out *contracts.Outcome, err error) {
+// It reports whether the outcome was stored.
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, env contracts.Envelope, attempt int, out *contracts.Outcome, err error) bool {
 	log := w.log.With(slog.String("id", env.ID), slog.Int("attempt", attempt))
 	if err == nil {
 		if perr := w.publishOutcome(ctx, out); perr != nil {
@@ -195,10 +202,12 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, env contracts.En
 			if aerr := msg.Ack(); aerr != nil {
 				log.Warn("ack failed; the mail will be redelivered and its outcome deduplicated", slog.Any("err", aerr))
 			}
-			return
+			return true
 		}
 	}
-	switch decide(err, attempt, w.cfg.MaxAttempts) {
+	act := decide(err, attempt, w.cfg.MaxAttempts)
+	w.met.failure(ctx, ClassOf(err).String(), act.String())
+	switch act {
 	case actHold:
 		nak(log, msg, w.cfg.HoldDelay)
 	case actRetry:
@@ -210,12 +219,13 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, env contracts.En
 		if derr := w.deadLetter(ctx, msg, env, err, attempt); derr != nil {
 			log.Error("dead letter not stored; will retry", slog.Any("err", derr))
 			nak(log, msg, backoff(attempt, w.cfg.BackoffBase, w.cfg.BackoffMax))
-			return
+			return false
 		}
 		if terr := msg.TermWithReason(ClassOf(err).String()); terr != nil {
 			log.Warn("term failed; the mail will be redelivered and dead-lettered again (deduplicated)", slog.Any("err", terr))
 		}
 	}
+	return false
 }
 
 func nak(log *slog.Logger, msg jetstream.Msg, d time.Duration) {

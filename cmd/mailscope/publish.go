@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,10 +32,16 @@ func runPublish(ctx context.Context, args []string, out io.Writer) error {
 		return usageError{fmt.Errorf("need --to and at least one FILE")}
 	}
 	rcpts := strings.Split(*to, ",")
-	for _, a := range append(rcpts, *from) {
-		if a == *from && a == "" {
-			continue
-		}
+	for i, a := range rcpts {
+		rcpts[i] = strings.TrimSpace(a)
+	}
+	// Only the sender may be empty (the null sender <>); an empty
+	// recipient (--to "a@example.com,") is an error like any bad address.
+	addrs := rcpts
+	if *from != "" {
+		addrs = append(slices.Clip(rcpts), *from)
+	}
+	for _, a := range addrs {
 		if err := contracts.CheckAddress(a); err != nil {
 			return usageError{fmt.Errorf("address %q: %v", a, err)}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailscope/mailscope/producer"
 	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/telemetry"
 	"github.com/mailscope/mailscope/workers"
 )
 
@@ -71,6 +72,7 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 	nf := addNATSFlags(fs)
 	var c producer.Config
 	addProducerFlags(fs, &c)
+	httpAddr := addHTTPFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -87,6 +89,11 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 	if err := p.Listen(); err != nil {
 		return err
 	}
+	stop, err := startTelemetry(*httpAddr, func() bool { return nc.IsConnected() })
+	if err != nil {
+		return err
+	}
+	defer stop()
 	slog.Info("producer listening", slog.String("smtp", p.Addr(false)), slog.String("lmtp", p.Addr(true)),
 		slog.Int64("max_size", p.Config().MaxSize))
 	return p.Run(ctx)
@@ -109,6 +116,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	var c workers.Config
 	var dns string
 	addWorkerFlags(fs, &c, &dns)
+	httpAddr := addHTTPFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -125,5 +133,27 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stop, err := startTelemetry(*httpAddr, func() bool { return w.Ready() && nc.IsConnected() })
+	if err != nil {
+		return err
+	}
+	defer stop()
 	return w.Run(ctx)
+}
+
+func addHTTPFlag(fs *flag.FlagSet) *string {
+	return fs.String("http-addr", "", `serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. ":9090" (default off)`)
+}
+
+// startTelemetry serves metrics and probes when addr is set.
+func startTelemetry(addr string, ready func() bool) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	s, err := telemetry.Start(addr, ready)
+	if err != nil {
+		return nil, err
+	}
+	slog.Info("serving /metrics, /healthz, /readyz", slog.String("addr", s.Addr()))
+	return func() { s.Close() }, nil
 }

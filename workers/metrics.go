@@ -1,0 +1,63 @@
+package workers
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// metrics are the worker's instruments, recorded through the global
+// OpenTelemetry MeterProvider (see package telemetry).
+type metrics struct {
+	outcomes metric.Int64Counter
+	failures metric.Int64Counter
+	duration metric.Float64Histogram
+}
+
+func newMetrics(w *Worker) metrics {
+	m := otel.Meter("github.com/mailscope/mailscope/workers")
+	var ms metrics
+	ms.outcomes, _ = m.Int64Counter("mailscope.mail.outcomes",
+		metric.WithDescription("outcomes stored, by disposition"))
+	ms.failures, _ = m.Int64Counter("mailscope.mail.failures",
+		metric.WithDescription("processing failures, by class (transient, malformed, held) and action (retry, dead, hold)"))
+	ms.duration, _ = m.Float64Histogram("mailscope.mail.processing.duration",
+		metric.WithUnit("s"), metric.WithDescription("time from delivery to outcome stored"))
+	_, _ = m.Int64ObservableGauge("mailscope.mail.held",
+		metric.WithDescription("mails held in flight by mail.pause"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(w.held.Load())
+			return nil
+		}))
+	_, _ = m.Int64ObservableGauge("mailscope.rules.invalid_keys",
+		metric.WithDescription("flag keys whose current value does not parse (their last good rules stay in force)"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if w.store != nil {
+				o.Observe(int64(len(w.store.Problems())))
+			}
+			return nil
+		}))
+	_, _ = m.Int64ObservableGauge("mailscope.worker.ready",
+		metric.WithDescription("1 when the worker has loaded the rules and takes mail"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if w.Ready() {
+				o.Observe(1)
+			} else {
+				o.Observe(0)
+			}
+			return nil
+		}))
+	return ms
+}
+
+func (ms metrics) outcome(ctx context.Context, disposition string, seconds float64) {
+	attrs := metric.WithAttributes(attribute.String("disposition", disposition))
+	ms.outcomes.Add(ctx, 1, attrs)
+	ms.duration.Record(ctx, seconds, attrs)
+}
+
+func (ms metrics) failure(ctx context.Context, class, action string) {
+	ms.failures.Add(ctx, 1, metric.WithAttributes(attribute.String("class", class), attribute.String("action", action)))
+}

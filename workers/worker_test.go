@@ -1,0 +1,400 @@
+package workers_test
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/auth"
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/dev"
+	"github.com/mailscope/mailscope/keyserver"
+	"github.com/mailscope/mailscope/producer"
+	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/testkit"
+	"github.com/mailscope/mailscope/workers"
+)
+
+// wait bounds every wait for a signal in these tests; it is a safety net
+// against hangs, never a measurement.
+const wait = 60 * time.Second
+
+// The worker configuration of these tests: few attempts, short backoff
+// and short DNS timeouts, so that retries and dead letters happen fast.
+var testWorker = workers.Config{
+	MaxAttempts: 3,
+	BackoffBase: 10 * time.Millisecond,
+	BackoffMax:  50 * time.Millisecond,
+	Auth:        auth.Config{Timeout: 150 * time.Millisecond},
+}
+
+// bundle is a running system, the key server its worker asks, and what
+// the tests need to drive it.
+type bundle struct {
+	sys      *dev.System
+	keys     *keyserver.Server
+	key      crypto.Signer // ed25519, published for every selector the tests use
+	pub      *producer.Publisher
+	outcomes *outcomeLog
+}
+
+// setup starts the whole system as the dev command does, with DKIM keys
+// served by a key server the test starts on loopback, and subscribes to
+// every outcome before any mail is sent.
+func setup(t *testing.T, wcfg workers.Config, pcfg provision.Config) *bundle {
+	t.Helper()
+	keys, err := keyserver.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	key, err := testkit.GenerateKey(testkit.AlgEd25519, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, err := dev.Start(t.Context(), dev.Config{
+		DataDir:   t.TempDir(),
+		NATSPort:  -1,
+		SMTPAddr:  "127.0.0.1:0",
+		LMTPAddr:  "127.0.0.1:0",
+		DNSServer: keys.Addr(),
+		Worker:    wcfg,
+		Provision: pcfg,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sys.Close)
+	return &bundle{
+		sys:      sys,
+		keys:     keys,
+		key:      key,
+		pub:      producer.NewPublisher(sys.JS, "", 0),
+		outcomes: newOutcomeLog(t, sys.Conn),
+	}
+}
+
+// signed returns a mail to rcpt signed by example.com with selector sel,
+// whose key it publishes.
+func (b *bundle) signed(t *testing.T, sel, rcpt string) []byte {
+	t.Helper()
+	txt, err := testkit.TXTRecord(b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.keys.SetTXT(testkit.DNSName(sel, "example.com"), 300, txt)
+	raw := testkit.SampleMail("Alice <alice@example.com>", rcpt, "Hello "+sel, "Hello "+rcpt+".\r\n",
+		time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), sel+"."+strings.ReplaceAll(rcpt, "@", ".")+"@example.com")
+	out, err := testkit.Sign(raw, testkit.SignOptions{Domain: "example.com", Selector: sel, Key: b.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// publish puts raw on the mail stream with the given id, as the
+// producer does, and returns once JetStream stored it.
+func (b *bundle) publish(t *testing.T, id, rcpt string, raw []byte) {
+	t.Helper()
+	env := &contracts.Envelope{ID: id, MailFrom: "alice@example.com", RcptTo: []string{rcpt}, Protocol: "publish"}
+	if _, err := b.pub.Publish(t.Context(), env, raw); err != nil {
+		t.Fatalf("publish %s: %v", id, err)
+	}
+}
+
+// outcomeLog collects every outcome event published, by mail id, from a
+// core NATS subscription: it sees duplicates that the outcome stream
+// drops.
+type outcomeLog struct {
+	mu     sync.Mutex
+	byID   map[string][]contracts.Outcome
+	change chan struct{}
+}
+
+func newOutcomeLog(t *testing.T, nc *nats.Conn) *outcomeLog {
+	t.Helper()
+	l := &outcomeLog{byID: map[string][]contracts.Outcome{}, change: make(chan struct{})}
+	sub, err := nc.Subscribe("mail.outcome.>", func(m *nats.Msg) {
+		var o contracts.Outcome
+		if err := json.Unmarshal(m.Data, &o); err != nil {
+			t.Errorf("outcome on %s is not JSON: %v", m.Subject, err)
+			return
+		}
+		if m.Subject != "mail.outcome."+string(o.Disposition) {
+			t.Errorf("outcome with disposition %s on subject %s", o.Disposition, m.Subject)
+		}
+		if got := m.Header.Get(nats.MsgIdHdr); got != o.ID {
+			t.Errorf("outcome %s published with %s %q", o.ID, nats.MsgIdHdr, got)
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.byID[o.ID] = append(l.byID[o.ID], o)
+		close(l.change)
+		l.change = make(chan struct{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	return l
+}
+
+// wait waits until n outcome events of mail id were published and
+// returns them.
+func (l *outcomeLog) wait(t *testing.T, id string, n int) []contracts.Outcome {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		l.mu.Lock()
+		got, ch := l.byID[id], l.change
+		l.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("%d outcome events for mail %s after %v, want %d", len(got), id, wait, n)
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+}
+
+func (l *outcomeLog) first(t *testing.T, id string) contracts.Outcome {
+	t.Helper()
+	return l.wait(t, id, 1)[0]
+}
+
+// waitFor polls cond on a 5ms ticker until it holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(wait)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+}
+
+// streamMsgs returns the messages of stream whose header key has value.
+func (b *bundle) streamMsgs(t *testing.T, stream, key, value string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	s, err := b.sys.JS.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			continue // deleted
+		}
+		if m.Header.Get(key) == value {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// deadLetter returns the one dead letter of mail id.
+func (b *bundle) deadLetter(t *testing.T, id string) *jetstream.RawStreamMsg {
+	t.Helper()
+	dls := b.streamMsgs(t, "MAIL_DEAD", contracts.HeaderOriginalID, id)
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters of mail %s, want 1", len(dls), id)
+	}
+	return dls[0]
+}
+
+// waitDrained waits until the workers' consumer has nothing pending or
+// awaiting an ack, and the work queue is empty.
+func (b *bundle) waitDrained(t *testing.T) {
+	t.Helper()
+	cons, err := b.sys.JS.Consumer(t.Context(), "MAIL", "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := b.sys.JS.Stream(t.Context(), "MAIL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the work queue to drain", func() bool {
+		ci, err := cons.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		si, err := stream.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ci.NumPending == 0 && ci.NumAckPending == 0 && si.State.Msgs == 0
+	})
+}
+
+func TestWorkerFailureClasses(t *testing.T) {
+	b := setup(t, testWorker, provision.Config{})
+
+	t.Run("a key lookup that times out on every attempt is retried, then dead-lettered", func(t *testing.T) {
+		raw := b.signed(t, "timeout", "timeout@example.org")
+		name := testkit.DNSName("timeout", "example.com")
+		b.keys.SetFault(name, keyserver.FaultTimeout)
+		b.publish(t, "timeout-1", "timeout@example.org", raw)
+
+		o := b.outcomes.first(t, "timeout-1")
+		if o.Disposition != contracts.Dead || !strings.Contains(o.Reason, "temperror") || o.Attempt != 3 {
+			t.Errorf("disposition %s reason %q attempt %d, want dead with a temperror on attempt 3", o.Disposition, o.Reason, o.Attempt)
+		}
+		if len(o.Envelope.RcptTo) != 1 || o.Envelope.RcptTo[0] != "timeout@example.org" {
+			t.Errorf("envelope %+v", o.Envelope)
+		}
+		if n := b.keys.Queries(name); n < 3 {
+			t.Errorf("%d key queries for 3 attempts", n)
+		}
+		dl := b.deadLetter(t, "timeout-1")
+		if !bytes.Equal(dl.Data, raw) {
+			t.Errorf("dead letter data is not the raw mail")
+		}
+		if c, a := dl.Header.Get(contracts.HeaderDeadClass), dl.Header.Get(contracts.HeaderAttempts); c != "transient" || a != "3" {
+			t.Errorf("dead letter class %q attempts %q, want transient after 3", c, a)
+		}
+		if r := dl.Header.Get(contracts.HeaderDeadReason); !strings.Contains(r, "temperror") {
+			t.Errorf("dead letter reason %q", r)
+		}
+		if rc := dl.Header.Values(contracts.HeaderRcptTo); len(rc) != 1 || rc[0] != "timeout@example.org" {
+			t.Errorf("dead letter lost the envelope: %v", dl.Header)
+		}
+	})
+
+	t.Run("a key server that fails once and heals lets the mail through on a retry", func(t *testing.T) {
+		raw := b.signed(t, "servfail", "servfail@example.org")
+		name := testkit.DNSName("servfail", "example.com")
+		b.keys.SetFault(name, keyserver.FaultServFail)
+		b.publish(t, "servfail-1", "servfail@example.org", raw)
+		waitFor(t, "the first key query", func() bool { return b.keys.Queries(name) >= 1 })
+		b.keys.SetFault(name, keyserver.FaultNone)
+
+		o := b.outcomes.first(t, "servfail-1")
+		if o.Disposition != contracts.Processed || o.Attempt < 2 {
+			t.Fatalf("disposition %s (reason %q) attempt %d, want processed on a retry", o.Disposition, o.Reason, o.Attempt)
+		}
+		if len(o.Auth.DKIM) != 1 || o.Auth.DKIM[0].Result != contracts.ResultPass {
+			t.Errorf("DKIM %+v, want pass", o.Auth.DKIM)
+		}
+		if dls := b.streamMsgs(t, "MAIL_DEAD", contracts.HeaderOriginalID, "servfail-1"); len(dls) != 0 {
+			t.Errorf("a mail that was processed has %d dead letters", len(dls))
+		}
+	})
+
+	t.Run("a broken envelope is dead-lettered at once as malformed", func(t *testing.T) {
+		raw := b.signed(t, "envelope", "nobody@example.org")
+		h := nats.Header{}
+		h.Set(contracts.HeaderMsgID, "broken-envelope-1")
+		h.Set(contracts.HeaderMailFrom, "alice@example.com")
+		h.Set(contracts.HeaderReceivedAt, time.Now().UTC().Format(time.RFC3339Nano))
+		h.Set(contracts.HeaderProtocol, "publish")
+		// No Mailscope-Rcpt-To.
+		if _, err := b.sys.JS.PublishMsg(t.Context(), &nats.Msg{Subject: "mail.incoming", Header: h, Data: raw}); err != nil {
+			t.Fatal(err)
+		}
+
+		o := b.outcomes.first(t, "broken-envelope-1")
+		if o.Disposition != contracts.Dead || o.Attempt != 1 || !strings.Contains(o.Reason, contracts.HeaderRcptTo) {
+			t.Errorf("disposition %s reason %q attempt %d, want dead on attempt 1 naming %s",
+				o.Disposition, o.Reason, o.Attempt, contracts.HeaderRcptTo)
+		}
+		if o.Envelope.MailFrom != "alice@example.com" {
+			t.Errorf("outcome envelope %+v, want what could be read of it", o.Envelope)
+		}
+		dl := b.deadLetter(t, "broken-envelope-1")
+		if c, a := dl.Header.Get(contracts.HeaderDeadClass), dl.Header.Get(contracts.HeaderAttempts); c != "malformed" || a != "1" {
+			t.Errorf("dead letter class %q attempts %q, want malformed after 1", c, a)
+		}
+		if r := dl.Header.Get(contracts.HeaderDeadReason); !strings.Contains(r, "bad envelope") {
+			t.Errorf("dead letter reason %q", r)
+		}
+		if !bytes.Equal(dl.Data, raw) {
+			t.Error("dead letter data is not the raw mail")
+		}
+		if n := b.keys.Queries(testkit.DNSName("envelope", "example.com")); n != 0 {
+			t.Errorf("%d key queries for a mail with a broken envelope", n)
+		}
+	})
+
+	// Each mail ended in exactly one stored outcome, and nothing is
+	// left in the work queue.
+	b.waitDrained(t)
+	for _, id := range []string{"timeout-1", "servfail-1", "broken-envelope-1"} {
+		if n := len(b.streamMsgs(t, "MAIL_OUTCOMES", nats.MsgIdHdr, id)); n != 1 {
+			t.Errorf("%d stored outcomes of mail %s, want 1", n, id)
+		}
+	}
+}
+
+// TestRedeliveryOneOutcome makes the server redeliver a mail while a
+// worker still processes it (the key lookup outlasts the consumer's
+// AckWait), so that it is processed and its outcome published more than
+// once; the outcome stream must still hold exactly one outcome.
+func TestRedeliveryOneOutcome(t *testing.T) {
+	wcfg := testWorker
+	wcfg.MaxAttempts = 100 // this test is about duplicates, not the limit
+	wcfg.Auth.Timeout = 300 * time.Millisecond
+	b := setup(t, wcfg, provision.Config{AckWait: 50 * time.Millisecond})
+
+	// A plain mail first: one outcome, stored once.
+	b.publish(t, "plain-1", "plain@example.org", b.signed(t, "plain", "plain@example.org"))
+	if o := b.outcomes.first(t, "plain-1"); o.Disposition != contracts.Processed {
+		t.Fatalf("plain mail: %s (%s)", o.Disposition, o.Reason)
+	}
+
+	// The first key query goes unanswered; the retry of the lookup, a
+	// timeout (300ms) later, is answered. Meanwhile the mail is
+	// redelivered every 50ms.
+	raw := b.signed(t, "slow", "slow@example.org")
+	name := testkit.DNSName("slow", "example.com")
+	b.keys.SetFault(name, keyserver.FaultTimeout)
+	b.publish(t, "slow-1", "slow@example.org", raw)
+	waitFor(t, "the first key query", func() bool { return b.keys.Queries(name) >= 1 })
+	b.keys.SetFault(name, keyserver.FaultNone)
+
+	published := b.outcomes.wait(t, "slow-1", 2)
+	for _, o := range published {
+		if o.Disposition != contracts.Processed || o.Auth.DKIM[0].Result != contracts.ResultPass {
+			t.Errorf("outcome of attempt %d: %s DKIM %+v", o.Attempt, o.Disposition, o.Auth.DKIM)
+		}
+	}
+	b.waitDrained(t)
+	for _, id := range []string{"plain-1", "slow-1"} {
+		stored := b.streamMsgs(t, "MAIL_OUTCOMES", nats.MsgIdHdr, id)
+		if len(stored) != 1 {
+			t.Errorf("%d stored outcomes of mail %s, want 1", len(stored), id)
+		}
+	}
+	if n := len(b.streamMsgs(t, "MAIL_DEAD", contracts.HeaderOriginalID, "slow-1")); n != 0 {
+		t.Errorf("%d dead letters of a processed mail", n)
+	}
+	t.Logf("mail slow-1: %d outcome events published, 1 stored", len(b.outcomes.wait(t, "slow-1", 2)))
+}

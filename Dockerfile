@@ -1,0 +1,14 @@
+# One image for every role: mailscope producer | worker | provision | ...
+FROM golang:1.26 AS build
+ARG VERSION=dev
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X github.com/mailscope/mailscope/workers.Version=${VERSION}" \
+    -o /mailscope ./cmd/mailscope
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /mailscope /mailscope
+ENTRYPOINT ["/mailscope"]

@@ -28,6 +28,10 @@ type WorkerStatus struct {
 	// Problems lists keys whose current value does not parse; each keeps
 	// its last good rules (if it had any).
 	Problems []RuleProblem `json:"problems"`
+	// Unknown lists keys in the bucket that are not registered flags;
+	// their rules are accepted as strings (a typo in a key name shows
+	// up here).
+	Unknown []string `json:"unknown"`
 }
 
 // RuleProblem is a flag key whose current value the workers refused.

@@ -27,6 +27,7 @@ func (w *Worker) Status() contracts.WorkerStatus {
 		UpdatedAt: time.Now().UTC(),
 		Rules:     map[string]uint64{},
 		Problems:  []contracts.RuleProblem{},
+		Unknown:   []string{},
 	}
 	if w.store == nil {
 		return st
@@ -35,6 +36,9 @@ func (w *Worker) Status() contracts.WorkerStatus {
 	for _, f := range snap.Flags() {
 		if rs := snap.RuleSet(f); rs != nil {
 			st.Rules[f] = rs.Revision
+		}
+		if _, known := rules.Lookup(f); !known {
+			st.Unknown = append(st.Unknown, f)
 		}
 	}
 	for _, p := range w.store.Problems() {

@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
 	"github.com/mailscope/mailscope/workers"
@@ -151,15 +149,11 @@ func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
 		env.RcptTo = headerAddresses(raw, "To")
 	}
 
-	nc, err := nf.connect("mailscope-explain")
+	nc, js, err := nf.jetstream("mailscope-explain")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	kv, err := js.KeyValue(ctx, c.Names.FlagsBucket)
 	if err != nil {
 		return fmt.Errorf("flag bucket %s: %w", c.Names.FlagsBucket, err)

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailscope/mailscope/contracts"
 )
@@ -53,4 +54,19 @@ func (n *natsFlags) connect(name string) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", n.url, err)
 	}
 	return nc, nil
+}
+
+// jetstream connects and returns the connection and its JetStream
+// context; the caller closes the connection.
+func (n *natsFlags) jetstream(name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := n.connect(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/producer"
 )
@@ -46,15 +44,11 @@ func runPublish(ctx context.Context, args []string, out io.Writer) error {
 			return usageError{fmt.Errorf("address %q: %v", a, err)}
 		}
 	}
-	nc, err := nf.connect("mailscope-publish")
+	nc, js, err := nf.jetstream("mailscope-publish")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	pub := producer.NewPublisher(js, nf.names.MailSubject, 0)
 	for _, name := range fs.Args() {
 		var raw []byte

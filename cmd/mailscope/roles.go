@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/mailscope/mailscope/producer"
 	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/telemetry"
@@ -39,15 +37,11 @@ func runProvision(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	c.Names = nf.names
-	nc, err := nf.connect("mailscope-provision")
+	nc, js, err := nf.jetstream("mailscope-provision")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	if err := provision.Run(ctx, js, c); err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 type Producer struct {
 	cfg     Config
 	pub     *Publisher
+	met     metrics
 	servers []*smtp.Server
 	lns     []net.Listener
 }
@@ -32,7 +33,7 @@ func New(cfg Config, nc *nats.Conn) (*Producer, error) {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
 	cfg = cfg.WithDefaults(nc.MaxPayload())
-	return &Producer{cfg: cfg, pub: NewPublisher(js, cfg.Names.MailSubject, cfg.PublishTimeout)}, nil
+	return &Producer{cfg: cfg, pub: NewPublisher(js, cfg.Names.MailSubject, cfg.PublishTimeout), met: newMetrics()}, nil
 }
 
 // Config returns the effective configuration, defaults applied.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -69,8 +70,14 @@ func (s *session) read(r io.Reader) ([]byte, error) {
 	if _, err := buf.ReadFrom(r); err != nil {
 		var smtpErr *smtp.SMTPError
 		if errors.As(err, &smtpErr) {
+			if smtpErr.Code == 552 {
+				s.p.met.mail(s.protocol, resultTooLarge)
+			} else {
+				s.p.met.mail(s.protocol, resultReadError)
+			}
 			return nil, smtpErr
 		}
+		s.p.met.mail(s.protocol, resultReadError)
 		return nil, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error reading message"}
 	}
 	return buf.Bytes(), nil
@@ -85,11 +92,15 @@ func (s *session) store(raw []byte) error {
 		Protocol:   s.protocol,
 	}
 	ctx := context.Background()
+	start := time.Now()
 	if _, err := s.p.pub.Publish(ctx, &env, raw); err != nil {
+		s.p.met.mail(s.protocol, resultUnavailable)
 		s.p.cfg.Logger.Warn("mail not stored; client told to retry", slog.String("protocol", s.protocol),
 			slog.String("client", s.client), slog.String("id", env.ID), slog.Any("err", err))
 		return errTempUnavailable
 	}
+	s.p.met.published(s.protocol, start)
+	s.p.met.mail(s.protocol, resultStored)
 	return nil
 }
 

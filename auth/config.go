@@ -29,10 +29,31 @@ type Config struct {
 	// AuthServID is the authserv-id of the Authentication-Results header
 	// (RFC 8601). Default "mailscope".
 	AuthServID string
+	// StrictAlignment makes a signing domain (d=) align with the From
+	// domain only when the two are equal (RFC 7489 3.1.1, "strict").
+	// Default false: relaxed alignment, where domains with the same
+	// organizational domain align (mail.example.com with example.com),
+	// the organizational domain being the public suffix plus one label
+	// by golang.org/x/net/publicsuffix. Alignment decides whether a
+	// passing signature can make a mail's trust "strong" (see [Trust]).
+	StrictAlignment bool
+	// KeySource, when not nil, is asked for each DKIM key record before
+	// DNS; a key it does not have is looked up in DNS as usual. It is a
+	// staging aid (see [KVKeys]), not for production. Default nil: keys
+	// come from DNS only.
+	KeySource KeySource
 	// Now returns the current time, for cache expiry. Default time.Now.
-	// (go-msgauth checks the x= expiry of signatures against the real
-	// clock; this does not change that.)
+	// It does not move the clock that x= expiry is checked against: see
+	// "Expiry and clock skew" in the package documentation.
 	Now func() time.Time
+}
+
+// Alignment returns the alignment mode c asks for.
+func (c Config) Alignment() Alignment {
+	if c.StrictAlignment {
+		return AlignStrict
+	}
+	return AlignRelaxed
 }
 
 // Defaults of Config.

@@ -35,10 +35,23 @@ func ExampleVerifier_Verify() {
 	}
 	strong := func(d string) bool { return d == "mail.example.com" }
 	fmt.Println(res.Signatures[0].Result, res.PassDomains)
-	fmt.Println(auth.Trust(res, "example.com", strong))
+	fmt.Println(auth.Trust(res, "example.com", cfg.Alignment(), strong))
 	fmt.Println(auth.AuthenticationResults("mx.example.org", res, ""))
 	// Output:
 	// pass [mail.example.com]
 	// strong
 	// mx.example.org; dkim=pass header.a=ed25519-sha256 header.d=mail.example.com header.s=sel
+}
+
+// Relaxed alignment (the default) lets a subdomain signer vouch for the
+// organizational domain; strict alignment (Config.StrictAlignment) wants
+// the very From domain.
+func ExampleAlignment_Aligned() {
+	for _, cfg := range []auth.Config{{}, {StrictAlignment: true}} {
+		a := cfg.Alignment()
+		fmt.Println(a, a.Aligned("mail.example.com", "example.com"), a.Aligned("Example.com", "example.com"))
+	}
+	// Output:
+	// relaxed true true
+	// strict false true
 }

@@ -12,52 +12,91 @@ import (
 // the i-th value belongs to go-msgauth's i-th verification. ended reports
 // whether the header section ends with an empty line.
 func scanSignatures(raw []byte) (sigs []string, ended bool) {
-	cur := -1 // index in sigs of the field being read, or -1
+	var cur []byte // the value of the DKIM-Signature field being read
+	flush := func() {
+		if cur != nil {
+			sigs = append(sigs, string(cur))
+			cur = nil
+		}
+	}
 	for len(raw) > 0 {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
 			line = raw[:i+1]
 		}
-		raw = raw[len(line):]
+		// The lines of a field are contiguous in raw: a field's value is
+		// one subslice, extended by each continuation line.
+		rest := raw[len(line):]
 		if len(bytes.TrimRight(line, "\r\n")) == 0 && line[len(line)-1] == '\n' {
+			flush()
 			return sigs, true
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if cur >= 0 {
-				sigs[cur] += string(line)
+			if cur != nil {
+				cur = cur[:len(cur)+len(line)]
 			}
+			raw = rest
 			continue
 		}
-		cur = -1
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if ok && strings.EqualFold(string(bytes.TrimSpace(name)), "DKIM-Signature") {
-			sigs = append(sigs, string(value))
-			cur = len(sigs) - 1
+		flush()
+		if name, _, ok := bytes.Cut(line, []byte(":")); ok && isDKIMSignature(name) {
+			cur = line[len(name)+1:]
 		}
+		raw = rest
 	}
+	flush()
 	return sigs, false
 }
 
+func isDKIMSignature(name []byte) bool {
+	return strings.EqualFold(string(bytes.TrimSpace(name)), "DKIM-Signature")
+}
+
+// reportedTags are the tags parseTags keeps: the ones go-msgauth does not
+// report (s=, a=, c=, and d= when it stopped early) and l=, whose presence
+// turns a failure into "policy".
+var reportedTags = []string{"d", "s", "a", "c", "l"}
+
 // parseTags parses a DKIM tag list (RFC 6376 3.2) leniently: it never
 // fails, the first of duplicate tags wins and whitespace is removed from
-// values. go-msgauth judges malformed lists; this only reads the tags it
-// does not report (s=, a=, and d= when it stopped early).
+// values. go-msgauth judges malformed lists; this only reads the tags in
+// reportedTags.
 func parseTags(s string) map[string]string {
-	tags := make(map[string]string)
-	for _, kv := range strings.Split(s, ";") {
+	tags := make(map[string]string, len(reportedTags))
+	for len(s) > 0 {
+		var kv string
+		kv, s, _ = strings.Cut(s, ";")
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
 			continue
 		}
 		k = strings.TrimSpace(k)
-		if _, dup := tags[k]; !dup {
-			tags[k] = strings.Map(func(r rune) rune {
-				if unicode.IsSpace(r) {
-					return -1
-				}
-				return r
-			}, v)
+		if _, dup := tags[k]; dup || !wanted(k) {
+			continue
 		}
+		tags[k] = stripSpace(v)
 	}
 	return tags
+}
+
+func wanted(k string) bool {
+	for _, t := range reportedTags {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
+
+// stripSpace removes every white space character from v.
+func stripSpace(v string) string {
+	if strings.IndexFunc(v, unicode.IsSpace) < 0 {
+		return v
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) {
+			return -1
+		}
+		return r
+	}, v)
 }

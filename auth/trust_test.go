@@ -8,26 +8,42 @@ import (
 
 func TestAligned(t *testing.T) {
 	for _, tc := range []struct {
-		d, from string
-		want    bool
+		d, from         string
+		relaxed, strict bool
 	}{
-		{"example.com", "example.com", true},
-		{"EXAMPLE.com.", "example.COM", true},
-		{"mail.example.com", "example.com", true},
-		{"example.com", "news.example.com", true},
-		{"a.example.com", "b.example.com", true},
-		{"example.co.uk", "example.co.uk", true},
-		{"mail.example.co.uk", "example.co.uk", true},
-		{"example.co.uk", "other.co.uk", false},
-		{"co.uk", "example.co.uk", false},
-		{"example.com", "example.org", false},
-		{"example.com", "notexample.com", false},
-		{"", "example.com", false},
-		{"example.com", "", false},
+		{"example.com", "example.com", true, true},
+		{"EXAMPLE.com.", "example.COM", true, true},
+		{"mail.example.com", "example.com", true, false},
+		{"example.com", "news.example.com", true, false},
+		{"a.example.com", "b.example.com", true, false},
+		{"a.example.com", "A.Example.com", true, true},
+		{"example.co.uk", "example.co.uk", true, true},
+		{"mail.example.co.uk", "example.co.uk", true, false},
+		{"example.co.uk", "other.co.uk", false, false},
+		{"co.uk", "example.co.uk", false, false},
+		{"example.com", "example.org", false, false},
+		{"example.com", "notexample.com", false, false},
+		{"", "example.com", false, false},
+		{"example.com", "", false, false},
 	} {
-		if got := Aligned(tc.d, tc.from); got != tc.want {
-			t.Errorf("Aligned(%q, %q) = %v, want %v", tc.d, tc.from, got, tc.want)
+		if got := AlignRelaxed.Aligned(tc.d, tc.from); got != tc.relaxed {
+			t.Errorf("relaxed: Aligned(%q, %q) = %v, want %v", tc.d, tc.from, got, tc.relaxed)
 		}
+		if got := Alignment("").Aligned(tc.d, tc.from); got != tc.relaxed {
+			t.Errorf("zero value: Aligned(%q, %q) = %v, want %v (relaxed)", tc.d, tc.from, got, tc.relaxed)
+		}
+		if got := AlignStrict.Aligned(tc.d, tc.from); got != tc.strict {
+			t.Errorf("strict: Aligned(%q, %q) = %v, want %v", tc.d, tc.from, got, tc.strict)
+		}
+	}
+}
+
+func TestConfigAlignment(t *testing.T) {
+	if a := (Config{}).Alignment(); a != AlignRelaxed {
+		t.Errorf("default alignment %q, want relaxed", a)
+	}
+	if a := (Config{StrictAlignment: true}).Alignment(); a != AlignStrict {
+		t.Errorf("StrictAlignment: alignment %q, want strict", a)
 	}
 }
 
@@ -39,19 +55,23 @@ func TestTrust(t *testing.T) {
 		name   string
 		sigs   []contracts.DKIMResult
 		from   string
+		align  Alignment
 		strong func(string) bool
 		want   string
 	}{
-		{"unsigned", []contracts.DKIMResult{{Result: "none"}}, "example.com", always, "none"},
-		{"only failures", []contracts.DKIMResult{sig("example.com", "fail"), sig("example.com", "temperror")}, "example.com", always, "none"},
-		{"aligned pass, flag on", []contracts.DKIMResult{sig("Mail.Example.com", "pass")}, "example.com", onlyExample, "strong"},
-		{"aligned pass, flag off", []contracts.DKIMResult{sig("example.com", "pass")}, "example.com", func(string) bool { return false }, "weak"},
-		{"aligned pass, nil flag", []contracts.DKIMResult{sig("example.com", "pass")}, "example.com", nil, "weak"},
-		{"unaligned pass", []contracts.DKIMResult{sig("mailer.net", "pass")}, "example.com", always, "weak"},
-		{"aligned fails, other passes", []contracts.DKIMResult{sig("example.com", "fail"), sig("mailer.net", "pass")}, "example.com", always, "weak"},
-		{"second signature strong", []contracts.DKIMResult{sig("mailer.net", "pass"), sig("example.com", "pass")}, "example.com", always, "strong"},
+		{"unsigned", []contracts.DKIMResult{{Result: "none"}}, "example.com", AlignRelaxed, always, "none"},
+		{"only failures", []contracts.DKIMResult{sig("example.com", "fail"), sig("example.com", "temperror")}, "example.com", AlignRelaxed, always, "none"},
+		{"aligned pass, flag on", []contracts.DKIMResult{sig("Mail.Example.com", "pass")}, "example.com", AlignRelaxed, onlyExample, "strong"},
+		{"subdomain pass, strict", []contracts.DKIMResult{sig("mail.example.com", "pass")}, "example.com", AlignStrict, always, "weak"},
+		{"same domain pass, strict", []contracts.DKIMResult{sig("Example.com", "pass")}, "example.com", AlignStrict, always, "strong"},
+		{"aligned pass, flag off", []contracts.DKIMResult{sig("example.com", "pass")}, "example.com", AlignRelaxed, func(string) bool { return false }, "weak"},
+		{"aligned pass, nil flag", []contracts.DKIMResult{sig("example.com", "pass")}, "example.com", AlignRelaxed, nil, "weak"},
+		{"unaligned pass", []contracts.DKIMResult{sig("mailer.net", "pass")}, "example.com", AlignRelaxed, always, "weak"},
+		{"aligned fails, other passes", []contracts.DKIMResult{sig("example.com", "fail"), sig("mailer.net", "pass")}, "example.com", AlignRelaxed, always, "weak"},
+		{"second signature strong", []contracts.DKIMResult{sig("mailer.net", "pass"), sig("example.com", "pass")}, "example.com", AlignRelaxed, always, "strong"},
+		{"second signature strong, strict", []contracts.DKIMResult{sig("mail.example.com", "pass"), sig("example.com", "pass")}, "example.com", AlignStrict, always, "strong"},
 	} {
-		if got := Trust(Result{Signatures: tc.sigs}, tc.from, tc.strong); got != tc.want {
+		if got := Trust(Result{Signatures: tc.sigs}, tc.from, tc.align, tc.strong); got != tc.want {
 			t.Errorf("%s: Trust = %q, want %q", tc.name, got, tc.want)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -54,10 +55,16 @@ type Result struct {
 //   - fail: the body hash or the signature did not verify;
 //   - policy: the signature is valid in form but refused by policy (it
 //     has an l= body length tag, which lets anyone append to the body);
-//   - permerror: the signature cannot be verified: malformed, missing key
-//     (NXDOMAIN or no TXT record), rsa-sha1, an RSA key under 1024 bits,
-//     expired (x=), and so on;
-//   - temperror: the key could not be fetched now (DNS timeout, SERVFAIL).
+//   - permerror: the signature cannot be verified: malformed, missing or
+//     revoked key (NXDOMAIN, no TXT record, empty p=), rsa-sha1, an RSA
+//     key under 1024 bits, expired (x= in the past, with no clock-skew
+//     allowance: see the package documentation), and so on;
+//   - temperror: the key could not be fetched now (DNS timeout, SERVFAIL,
+//     a failing [KeySource]).
+//
+// Keys come from Config.KeySource first when there is one, then from the
+// resolver. Bare LF line endings verify as CRLF would; raw is never
+// modified.
 //
 // A mail without a DKIM-Signature header field costs a header scan and
 // gets the single result "none". A verdict is never an error: Verify fails
@@ -77,9 +84,9 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (Result, error) {
 		}
 		raw = slices.Concat(raw, []byte(end))
 	}
-	verifs, err := dkim.VerifyWithOptions(bytes.NewReader(raw), &dkim.VerifyOptions{
+	verifs, err := dkim.VerifyWithOptions(&chunkReader{b: raw}, &dkim.VerifyOptions{
 		LookupTXT: func(name string) ([]string, error) {
-			return v.r.LookupTXT(ctx, name)
+			return v.lookupKey(ctx, name)
 		},
 		MaxVerifications: v.cfg.MaxSignatures,
 	})
@@ -103,11 +110,12 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (Result, error) {
 		}
 		word, reason := classify(vf.Err, tags)
 		res.Signatures = append(res.Signatures, contracts.DKIMResult{
-			Domain:    d,
-			Selector:  tags["s"],
-			Algorithm: tags["a"],
-			Result:    word,
-			Reason:    reason,
+			Domain:           d,
+			Selector:         tags["s"],
+			Algorithm:        tags["a"],
+			Canonicalization: canonicalization(tags),
+			Result:           word,
+			Reason:           reason,
 		})
 		switch word {
 		case contracts.ResultTempError:
@@ -119,6 +127,80 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// lookupKey returns the key record of name, "selector._domainkey.domain":
+// from the key source when there is one and it has the key, else from
+// DNS. A key source failure other than "not found" is a bare *TempError,
+// like a DNS failure, so that go-msgauth reports a temperror.
+func (v *Verifier) lookupKey(ctx context.Context, name string) ([]string, error) {
+	if ks := v.cfg.KeySource; ks != nil {
+		kctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
+		txt, err := ks.LookupKey(kctx, name)
+		cancel()
+		switch {
+		case err == nil:
+			return []string{txt}, nil
+		case !errors.Is(err, ErrNotFound):
+			return nil, &TempError{Name: name, Server: "key source", Err: err}
+		}
+	}
+	return v.r.LookupTXT(ctx, name)
+}
+
+// canonicalization returns tag c= of a signature as "header/body", each
+// defaulting to "simple" (RFC 6376 3.5); "" without tags.
+func canonicalization(tags map[string]string) string {
+	if tags == nil {
+		return ""
+	}
+	h, b, _ := strings.Cut(strings.ToLower(tags["c"]), "/")
+	if h == "" {
+		h = "simple"
+	}
+	if b == "" {
+		b = "simple"
+	}
+	return h + "/" + b
+}
+
+// chunkSize is the most bytes of a mail handed to go-msgauth per Write.
+const chunkSize = 256 << 10
+
+// chunkReader reads b like a bytes.Reader, except that WriteTo writes at
+// most chunkSize bytes per Write. go-msgauth copies every Write into its
+// body canonicalizers once or twice; bytes.Reader.WriteTo, which
+// bufio.Reader.WriteTo and io.Copy would use, hands them the whole body
+// at once, so a 30 MiB mail would cost 60 MiB more.
+type chunkReader struct {
+	b   []byte
+	off int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for r.off < len(r.b) {
+		chunk := r.b[r.off:min(r.off+chunkSize, len(r.b))]
+		n, err := w.Write(chunk)
+		r.off += n
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+		if n < len(chunk) {
+			return total, io.ErrShortWrite
+		}
+	}
+	return total, nil
 }
 
 // classify maps go-msgauth's verification error of a signature with the

@@ -33,7 +33,7 @@ func TestVerifyPass(t *testing.T) {
 			b.publish(t, key, "example.com", key)
 			res, s := verifyOne(t, b.v, b.sign(t, mail("hi\n"), key, "Example.COM", key))
 			alg := map[string]string{"rsa": "rsa-sha256", "ed": "ed25519-sha256"}[key]
-			want := contracts.DKIMResult{Domain: "Example.COM", Selector: key, Algorithm: alg, Result: "pass"}
+			want := contracts.DKIMResult{Domain: "Example.COM", Selector: key, Algorithm: alg, Canonicalization: "relaxed/relaxed", Result: "pass"}
 			if s != want {
 				t.Errorf("got %+v\nwant %+v", s, want)
 			}

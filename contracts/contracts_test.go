@@ -33,6 +33,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func sampleOutcome() Outcome {
+	hundred := 100
 	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	return Outcome{
 		Schema:    OutcomeSchema,
@@ -48,9 +49,12 @@ func sampleOutcome() Outcome {
 		Handler:     "publish",
 		Attempt:     1,
 		Auth: Auth{
-			DKIM:                  []DKIMResult{{Domain: "example.com", Selector: "s1", Algorithm: "rsa-sha256", Result: ResultPass}},
+			DKIM: []DKIMResult{{Domain: "example.com", Selector: "s1", Algorithm: "rsa-sha256",
+				Canonicalization: "relaxed/relaxed", Result: ResultPass}},
 			Trust:                 TrustWeak,
 			AuthenticationResults: "mailscope; dkim=pass header.d=example.com",
+			DMARC: &DMARCPolicy{Domain: "example.com", Status: DMARCFound, RecordDomain: "example.com",
+				Policy: "reject", SubdomainPolicy: "quarantine", EffectivePolicy: "reject", Percent: &hundred, DKIMAlignment: "r"},
 		},
 		Flags: []FlagDecision{
 			{Flag: "mail.reject", Value: ""},

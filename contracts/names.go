@@ -29,6 +29,15 @@ type Names struct {
 	// (rules loaded, rule problems), one key per worker.
 	// Default "mail_status".
 	StatusBucket string
+	// KeyBucket is an opt-in KV bucket of DKIM public keys for staging
+	// and development, consulted before DNS: key
+	// "selector._domainkey.domain" (lower case), value the TXT record
+	// ("v=DKIM1; k=rsa; p=..."). It lets a staging fleet accept mail
+	// signed with `mailscope testkit` keys without touching real DNS.
+	// Default "" (none: keys come from DNS only, as in production). Not
+	// for production: whoever can write the bucket can make any domain
+	// pass. Provisioning creates it only when it is set.
+	KeyBucket string
 }
 
 // DefaultNames returns the default names documented on [Names].
@@ -46,7 +55,8 @@ func DefaultNames() Names {
 	}
 }
 
-// WithDefaults returns n with every empty field set to its default.
+// WithDefaults returns n with every empty field set to its default
+// (KeyBucket has none: it stays empty, and off, unless set).
 func (n Names) WithDefaults() Names {
 	d := DefaultNames()
 	set := func(v *string, def string) {

@@ -97,6 +97,51 @@ type Auth struct {
 	// AuthenticationResults is the value of the Authentication-Results
 	// header (RFC 8601) describing these results.
 	AuthenticationResults string `json:"authentication_results"`
+	// DMARC is the DMARC policy the From domain publishes, as found when
+	// the mail was verified; nil when verification was skipped or the
+	// mail has no From domain. It is recorded, not enforced.
+	DMARC *DMARCPolicy `json:"dmarc,omitempty"`
+}
+
+// DMARC lookup statuses, in DMARCPolicy.Status.
+const (
+	// DMARCFound: a DMARC record was found and parsed.
+	DMARCFound = "found"
+	// DMARCNone: neither the From domain nor its organizational domain
+	// publishes a DMARC record.
+	DMARCNone = "none"
+	// DMARCTempError: the record could not be fetched now (DNS timeout,
+	// SERVFAIL). The mail is not held back for it.
+	DMARCTempError = "temperror"
+	// DMARCPermError: a record exists but does not parse.
+	DMARCPermError = "permerror"
+)
+
+// DMARCPolicy is the DMARC policy (RFC 7489) of a mail's From domain.
+type DMARCPolicy struct {
+	// Domain is the From domain the policy was looked up for.
+	Domain string `json:"domain"`
+	// Status is "found", "none", "temperror" or "permerror".
+	Status string `json:"status"`
+	// RecordDomain is the domain whose _dmarc record was found: Domain,
+	// or its organizational domain when Domain has none (RFC 7489
+	// 6.6.3). Set when Status is "found".
+	RecordDomain string `json:"record_domain,omitempty"`
+	// Policy is tag p=: "none", "quarantine" or "reject".
+	Policy string `json:"policy,omitempty"`
+	// SubdomainPolicy is tag sp=; empty when the record has none.
+	SubdomainPolicy string `json:"subdomain_policy,omitempty"`
+	// EffectivePolicy is the policy that applies to Domain: Policy when
+	// the record is Domain's own, else SubdomainPolicy, or Policy when
+	// the record has no sp=.
+	EffectivePolicy string `json:"effective_policy,omitempty"`
+	// Percent is tag pct=, 100 when the record has none; nil unless
+	// Status is "found".
+	Percent *int `json:"percent,omitempty"`
+	// DKIMAlignment is tag adkim=: "r" (relaxed, the default) or "s".
+	DKIMAlignment string `json:"dkim_alignment,omitempty"`
+	// Reason explains "temperror" and "permerror".
+	Reason string `json:"reason,omitempty"`
 }
 
 // DKIMResult is the result of verifying one DKIM signature.
@@ -107,6 +152,10 @@ type DKIMResult struct {
 	Selector string `json:"selector,omitempty"`
 	// Algorithm is tag a=, for example "rsa-sha256".
 	Algorithm string `json:"algorithm,omitempty"`
+	// Canonicalization is tag c= as header/body, for example
+	// "relaxed/relaxed"; "simple/simple" when the signature has no c=
+	// (the RFC 6376 default), and "relaxed/simple" for a bare "relaxed".
+	Canonicalization string `json:"canonicalization,omitempty"`
 	// Result is an RFC 8601 result word: pass, fail, neutral, policy,
 	// temperror, permerror, or none (unsigned mail).
 	Result string `json:"result"`

@@ -1,7 +1,9 @@
 // Package provision creates, or updates in place, every NATS object the
 // system needs: the mail stream and its durable consumer, the outcome and
-// dead-letter streams, and the flag-rule KV bucket. Running it twice is
-// harmless; running it with changed settings updates what can be updated.
+// dead-letter streams, the flag-rule and status KV buckets, and, only when
+// asked for (Names.KeyBucket), the staging DKIM key bucket. Running it
+// twice is harmless; running it with changed settings updates what can be
+// updated.
 package provision
 
 import (
@@ -178,8 +180,24 @@ func (c Config) StatusBucket() jetstream.KeyValueConfig {
 	}
 }
 
-// Run creates or updates every object. It stops at the first error, which
-// names the object.
+// KeyBucket returns the configuration of the staging DKIM key bucket
+// (contracts.Names.KeyBucket): one key per key record,
+// "selector._domainkey.domain", valued with the TXT record. Workers read
+// it before DNS. It is for staging and development only.
+func (c Config) KeyBucket() jetstream.KeyValueConfig {
+	c = c.WithDefaults()
+	return jetstream.KeyValueConfig{
+		Bucket:      c.Names.KeyBucket,
+		Description: "STAGING ONLY, not for production: DKIM key records (selector._domainkey.domain -> TXT value) workers consult before DNS",
+		History:     8,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+	}
+}
+
+// Run creates or updates every object; the key bucket only when
+// Names.KeyBucket is set. It stops at the first error, which names the
+// object.
 func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.WithDefaults()
 	for _, sc := range []jetstream.StreamConfig{c.MailStream(), c.OutcomeStream(), c.DeadStream()} {
@@ -190,7 +208,11 @@ func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if _, err := js.CreateOrUpdateConsumer(ctx, c.Names.MailStream, c.Consumer()); err != nil {
 		return fmt.Errorf("provision consumer %s on %s: %w", c.Names.Consumer, c.Names.MailStream, err)
 	}
-	for _, kc := range []jetstream.KeyValueConfig{c.FlagsBucket(), c.StatusBucket()} {
+	buckets := []jetstream.KeyValueConfig{c.FlagsBucket(), c.StatusBucket()}
+	if c.Names.KeyBucket != "" {
+		buckets = append(buckets, c.KeyBucket())
+	}
+	for _, kc := range buckets {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
 			return fmt.Errorf("provision bucket %s: %w", kc.Bucket, err)
 		}

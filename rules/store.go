@@ -55,14 +55,15 @@ type Store struct {
 	// DefaultMaxBackoff. Set before Start.
 	MaxBackoff time.Duration
 
-	kv     jetstream.KeyValue
-	log    *slog.Logger
-	snap   atomic.Pointer[Snapshot]
-	ready  atomic.Bool
-	start  atomic.Bool
-	mu     sync.Mutex
-	change chan struct{}
-	probs  map[string]ParseError // guarded by mu
+	kv      jetstream.KeyValue
+	log     *slog.Logger
+	snap    atomic.Pointer[Snapshot]
+	ready   atomic.Bool
+	start   atomic.Bool
+	mu      sync.Mutex
+	change  chan struct{}
+	probs   map[string]ParseError // guarded by mu
+	rewatch chan struct{}         // buffered 1; see Rewatch
 
 	// owned by the watch goroutine
 	good     map[string]*RuleSet
@@ -80,6 +81,7 @@ func NewStore(kv jetstream.KeyValue, logger *slog.Logger) *Store {
 		kv:       kv,
 		log:      logger,
 		change:   make(chan struct{}),
+		rewatch:  make(chan struct{}, 1),
 		good:     make(map[string]*RuleSet),
 		bad:      make(map[string]*ParseError),
 		reported: make(map[string]uint64),
@@ -129,6 +131,20 @@ func (s *Store) Changed() <-chan struct{} {
 	return s.change
 }
 
+// Rewatch makes the Store drop its watcher, watch again and reload every
+// key, keeping its current Snapshot in force meanwhile. Call it when the
+// connection to NATS is back after a loss: nats.go's watcher (an ordered
+// consumer) notices that a restarted server lost it only after missing
+// heartbeats, up to about 20 seconds later, and until then the Store
+// would serve stale rules without knowing. Rewatch does not block; calls
+// while a re-watch is pending are merged.
+func (s *Store) Rewatch() {
+	select {
+	case s.rewatch <- struct{}{}:
+	default:
+	}
+}
+
 // run is the watch loop: one session per watcher, re-watching with capped
 // exponential backoff until ctx is done.
 func (s *Store) run(ctx context.Context, first chan<- error) {
@@ -166,6 +182,10 @@ func (s *Store) run(ctx context.Context, first chan<- error) {
 // fresh rule set, swaps it in whole, then applies each update. loaded
 // reports whether the initial values were swapped in.
 func (s *Store) session(ctx context.Context, first chan<- error) (loaded bool, err error) {
+	select { // this session is the re-watch asked for
+	case <-s.rewatch:
+	default:
+	}
 	created, _, err := s.bucketState(ctx)
 	if err != nil {
 		return false, err
@@ -188,6 +208,8 @@ func (s *Store) session(ctx context.Context, first chan<- error) (loaded bool, e
 		select {
 		case <-ctx.Done():
 			return loaded, ctx.Err()
+		case <-s.rewatch:
+			return loaded, errors.Join(errRewatch, errors.New("re-watch requested"))
 		case <-health:
 			c, last, err := s.bucketState(ctx)
 			if err != nil {

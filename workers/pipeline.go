@@ -113,12 +113,16 @@ func (p *Pipeline) newFacts(m *Mail) *rules.Facts {
 	}
 }
 
-// authenticate verifies m's DKIM signatures unless mail.dkim.verify is
-// off for it, then sets the dkim: and trust: facts. dkim: and trust:
-// scopes are false in the rules consulted before the facts they need
-// exist. A temperror is a Transient error: the mail is retried later.
+// authenticate verifies m's DKIM signatures and looks up the From
+// domain's DMARC policy unless mail.dkim.verify is off for it (then no
+// lookup at all happens), then sets the dkim: and trust: facts. dkim: and
+// trust: scopes are false in the rules consulted before the facts they
+// need exist. A DKIM temperror is a Transient error: the mail is retried
+// later. A DMARC temperror is only recorded: the policy is information,
+// not a verdict on the mail.
 func (p *Pipeline) authenticate(ctx context.Context, m *Mail, facts *rules.Facts, consult func(string) rules.Decision) (contracts.Auth, error) {
 	var res auth.Result
+	var dmarc *contracts.DMARCPolicy
 	skipped := ""
 	if consult(rules.FlagDKIMVerify).Bool() {
 		var err error
@@ -129,6 +133,7 @@ func (p *Pipeline) authenticate(ctx context.Context, m *Mail, facts *rules.Facts
 		if res.TempError {
 			return contracts.Auth{}, transient("dkim temperror: %s", tempReasons(res))
 		}
+		dmarc = p.verifier.DMARC(ctx, m.FromDomain)
 	} else {
 		skipped = "verification skipped by rule " + rules.FlagDKIMVerify
 		res.Signatures = []contracts.DKIMResult{{Result: contracts.ResultNone, Reason: skipped}}
@@ -136,7 +141,7 @@ func (p *Pipeline) authenticate(ctx context.Context, m *Mail, facts *rules.Facts
 	facts.DKIMPass = res.PassDomains
 	facts.DKIMKnown = true
 	strong := consult(rules.FlagDKIMStrong).Bool()
-	trust := auth.Trust(res, m.FromDomain, func(string) bool { return strong })
+	trust := auth.Trust(res, m.FromDomain, p.cfg.Auth.Alignment(), func(string) bool { return strong })
 	facts.Trust = trust
 	facts.TrustKnown = true
 	a := contracts.Auth{
@@ -144,6 +149,7 @@ func (p *Pipeline) authenticate(ctx context.Context, m *Mail, facts *rules.Facts
 		Skipped:               skipped,
 		Trust:                 trust,
 		AuthenticationResults: auth.AuthenticationResults(p.authServID(), res, skipped),
+		DMARC:                 dmarc,
 	}
 	if res.CapHit {
 		a.Note = fmt.Sprintf("more than %d signatures; only the first %d verified", len(res.Signatures), len(res.Signatures))

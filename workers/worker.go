@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
 )
@@ -63,7 +64,8 @@ func (w *Worker) Rules() *rules.Store { return w.store }
 // Run loads every flag rule, then takes mail until ctx is done. Mail in
 // progress when ctx ends is finished (bounded by HandlerTimeout) before
 // Run returns. Run fails when the bucket or the consumer does not exist
-// (run `mailscope provision`).
+// (run `mailscope provision`), or Names.KeyBucket is set and that bucket
+// does not exist.
 func (w *Worker) Run(ctx context.Context) error {
 	kv, err := w.js.KeyValue(ctx, w.cfg.Names.FlagsBucket)
 	if err != nil {
@@ -72,6 +74,28 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.store = rules.NewStore(kv, w.log)
 	if err := w.store.Start(ctx); err != nil {
 		return fmt.Errorf("worker: load flag rules: %w", err)
+	}
+	// A KV watcher notices a restarted server only after missing
+	// heartbeats (up to ~20s), serving stale rules meanwhile: watch again
+	// as soon as the connection is back.
+	nc := w.js.Conn()
+	reconnected := nc.StatusChanged(nats.CONNECTED)
+	defer nc.RemoveStatusListener(reconnected)
+	go func() {
+		for range reconnected {
+			w.store.Rewatch()
+		}
+	}()
+	if name := w.cfg.Names.KeyBucket; name != "" {
+		// The staging key source: DKIM keys read before DNS.
+		keys, err := w.js.KeyValue(ctx, name)
+		if err != nil {
+			return fmt.Errorf("worker: key bucket %s: %w", name, err)
+		}
+		w.log.Warn("DKIM keys are read from a staging key bucket before DNS; not for production", slog.String("bucket", name))
+		cfg := w.cfg
+		cfg.Auth.KeySource = auth.NewKVKeys(keys)
+		w.pipe = NewPipeline(cfg)
 	}
 	cons, err := w.js.Consumer(ctx, w.cfg.Names.MailStream, w.cfg.Names.Consumer)
 	if err != nil {

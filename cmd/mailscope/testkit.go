@@ -8,20 +8,25 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/testkit"
 )
 
-func runTestkit(_ context.Context, args []string, out io.Writer) error {
+func runTestkit(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return usageError{fmt.Errorf("usage: mailscope testkit keygen|sign [flags]")}
+		return usageError{fmt.Errorf("usage: mailscope testkit keygen|sign|publish-key [flags]")}
 	}
 	switch args[0] {
 	case "keygen":
 		return testkitKeygen(args[1:], out)
 	case "sign":
 		return testkitSign(args[1:], out)
+	case "publish-key":
+		return testkitPublishKey(ctx, args[1:], out)
 	}
-	return usageError{fmt.Errorf("unknown testkit command %q (keygen, sign)", args[0])}
+	return usageError{fmt.Errorf("unknown testkit command %q (keygen, sign, publish-key)", args[0])}
 }
 
 func testkitKeygen(args []string, out io.Writer) error {
@@ -100,5 +105,85 @@ func testkitSign(args []string, out io.Writer) error {
 		return err
 	}
 	_, err = out.Write(signed)
+	return err
+}
+
+// testkitPublishKey puts a DKIM key record into the staging key bucket
+// (contracts.Names.KeyBucket), or deletes it. The flag is --key-bucket,
+// not --bucket: MAILSCOPE_BUCKET names the flag-rule bucket for every
+// other command, and keys must never land there by way of the environment.
+func testkitPublishKey(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("testkit publish-key", flag.ContinueOnError)
+	nf := &natsFlags{}
+	defURL := os.Getenv("NATS_URL")
+	if defURL == "" {
+		defURL = nats.DefaultURL
+	}
+	fs.StringVar(&nf.url, "nats", defURL, "NATS server URL(s), comma-separated (default from NATS_URL)")
+	fs.StringVar(&nf.creds, "nats-creds", "", "NATS credentials file")
+	bucket := fs.String("key-bucket", "mail_dkim_keys", "staging DKIM key bucket (must exist: mailscope provision with a key bucket)")
+	selector := fs.String("selector", "", "selector s= (required)")
+	domain := fs.String("domain", "", "signing domain d= (required)")
+	keyFile := fs.String("key", "", "private key file (PEM), as written by testkit keygen; its public key is published")
+	txt := fs.String("txt", "", `the key record itself, e.g. "v=DKIM1; k=ed25519; p=..." (instead of --key)`)
+	del := fs.Bool("delete", false, "delete the selector's record instead")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: mailscope testkit publish-key --selector S --domain D (--key K | --txt RECORD | --delete) [flags]")
+		fmt.Fprintln(fs.Output(), "Puts a DKIM key record into the staging key bucket that workers read before DNS. Not for production.")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	sources := 0
+	for _, set := range []bool{*keyFile != "", *txt != "", *del} {
+		if set {
+			sources++
+		}
+	}
+	if *selector == "" || *domain == "" || *bucket == "" || sources != 1 || fs.NArg() != 0 {
+		fs.Usage()
+		return usageError{fmt.Errorf("need --selector, --domain, --key-bucket and exactly one of --key, --txt, --delete")}
+	}
+	record := *txt
+	if *keyFile != "" {
+		pemBytes, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return err
+		}
+		key, err := testkit.ParsePrivateKey(pemBytes)
+		if err != nil {
+			return err
+		}
+		if record, err = testkit.TXTRecord(key); err != nil {
+			return err
+		}
+	}
+	if record != "" && !strings.Contains(record, "p=") {
+		return usageError{fmt.Errorf("--txt %q is no DKIM key record (it has no p= tag)", record)}
+	}
+	nc, js, err := nf.jetstream("mailscope-testkit")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	kv, err := js.KeyValue(ctx, *bucket)
+	if err != nil {
+		return fmt.Errorf("key bucket %s: %w", *bucket, err)
+	}
+	keys := auth.NewKVKeys(kv)
+	name := testkit.DNSName(*selector, *domain)
+	if *del {
+		if err := keys.Delete(ctx, name); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "deleted %s from bucket %s\n", auth.KeyName(name), *bucket)
+		return err
+	}
+	rev, err := keys.Put(ctx, name, record)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "put %s in bucket %s (revision %d): %s\n", auth.KeyName(name), *bucket, rev, record)
 	return err
 }

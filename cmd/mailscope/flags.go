@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
 	"github.com/mailscope/mailscope/workers"
@@ -117,6 +118,7 @@ func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
 	var c workers.Config
 	var dns string
 	fs.StringVar(&dns, "dns-server", "", "DNS server (host:port) for DKIM key lookups (default the system resolver)")
+	fs.BoolVar(&c.Auth.StrictAlignment, "strict-alignment", false, "as the worker's --strict-alignment")
 	fs.StringVar(&c.Env, "env", "", "environment to evaluate env: rules for")
 	fs.StringVar(&c.Release, "release", "", "version to evaluate release: rules for (default this build's)")
 	from := fs.String("from", "", "envelope sender")
@@ -167,6 +169,13 @@ func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
 	snap := store.Snapshot()
 	cancel()
 
+	if name := c.Names.KeyBucket; name != "" {
+		keys, err := js.KeyValue(ctx, name)
+		if err != nil {
+			return fmt.Errorf("key bucket %s: %w", name, err)
+		}
+		c.Auth.KeySource = auth.NewKVKeys(keys)
+	}
 	e, err := workers.NewPipeline(c).Explain(ctx, snap, env, raw)
 	if err != nil {
 		return err

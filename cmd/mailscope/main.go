@@ -31,7 +31,7 @@ var commands = map[string]command{
 	"producer":  {"receive mail over SMTP and LMTP and put it on the stream", runProducer},
 	"worker":    {"verify, scope and process mail from the stream", runWorker},
 	"publish":   {"put raw mail files (or - for stdin) on the stream", runPublish},
-	"testkit":   {"make DKIM keys and signatures (keygen, sign)", runTestkit},
+	"testkit":   {"make DKIM keys and signatures, publish a key to a staging bucket (keygen, sign, publish-key)", runTestkit},
 	"version":   {"print the version", runVersion},
 }
 

@@ -42,6 +42,7 @@ func addNameFlags(fs *flag.FlagSet, names *contracts.Names) {
 	fs.StringVar(&names.DeadSubject, "dead-subject", d.DeadSubject, "dead-letter subject")
 	fs.StringVar(&names.FlagsBucket, "bucket", d.FlagsBucket, "flag-rule KV bucket")
 	fs.StringVar(&names.StatusBucket, "status-bucket", d.StatusBucket, "worker status KV bucket")
+	fs.StringVar(&names.KeyBucket, "key-bucket", "", "staging only: KV bucket of DKIM keys read before DNS (default none)")
 }
 
 func (n *natsFlags) connect(name string) (*nats.Conn, error) {

@@ -102,6 +102,7 @@ func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
 	fs.StringVar(&c.Name, "name", "", "worker name in outcomes (default the host name)")
 	fs.StringVar(&c.Auth.AuthServID, "authserv-id", "mailscope", "authserv-id of the Authentication-Results value")
 	fs.DurationVar(&c.Auth.Timeout, "dns-timeout", 2*time.Second, "timeout of one DNS query")
+	fs.BoolVar(&c.Auth.StrictAlignment, "strict-alignment", false, "DKIM d= must equal the From domain for trust (default relaxed: same organizational domain)")
 }
 
 func runWorker(ctx context.Context, args []string, _ io.Writer) error {

@@ -1,0 +1,49 @@
+package dev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mailscope/mailscope/embedded"
+)
+
+// RestartNATS shuts the embedded nats-server down, calls between (which
+// may be nil) while it is down, and starts it again on the same host and
+// port with the same data directory, so that streams, consumers and
+// buckets come back from disk. It returns once every connection of the
+// system (Conn, the producer's and the worker's) is connected again: the
+// clients reconnect on their own (nats.MaxReconnects(-1)), after at most
+// their reconnect wait (2s by default). Fault tests use it.
+func (s *System) RestartNATS(ctx context.Context, between func()) error {
+	addr, ok := s.NATS.Addr().(*net.TCPAddr)
+	if !ok {
+		return errors.New("dev: restart: the nats-server has no client listener")
+	}
+	// Listen before the shutdown, so that no reconnect goes unseen.
+	back := make([]chan nats.Status, len(s.conns))
+	for i, nc := range s.conns {
+		back[i] = nc.StatusChanged(nats.CONNECTED)
+		defer nc.RemoveStatusListener(back[i])
+	}
+	s.NATS.Close()
+	if between != nil {
+		between()
+	}
+	srv, err := embedded.Start(embedded.Config{Host: s.Config.NATSHost, Port: addr.Port, StoreDir: s.Config.DataDir})
+	if err != nil {
+		return fmt.Errorf("dev: restart nats-server on port %d: %w", addr.Port, err)
+	}
+	s.NATS = srv
+	for i, nc := range s.conns {
+		select {
+		case <-back[i]:
+		case <-ctx.Done():
+			return fmt.Errorf("dev: restart: connection %q not back: %w", nc.Opts.Name, ctx.Err())
+		}
+	}
+	return nil
+}

@@ -30,6 +30,14 @@ const (
 	HeaderHelo = "Mailscope-Helo"
 	// HeaderProtocol is how the mail arrived: "smtp", "lmtp" or "publish".
 	HeaderProtocol = "Mailscope-Protocol"
+	// HeaderMailID is the mail's id on a copy of the input message (a mail
+	// held by mail.pause, or resumed), whose Nats-Msg-Id must differ from
+	// the original's; when present it is the mail's id.
+	HeaderMailID = "Mailscope-Mail-Id"
+	// HeaderPriorAttempts counts the delivery attempts a mail used up
+	// before it was held; a resumed mail's attempt is this plus its
+	// delivery count, so holding never counts toward the attempt limit.
+	HeaderPriorAttempts = "Mailscope-Prior-Attempts"
 	// HeaderTraceParent carries W3C trace context.
 	HeaderTraceParent = "traceparent"
 )
@@ -87,6 +95,15 @@ func (e Envelope) Encode(h nats.Header) {
 	h.Set(HeaderProtocol, e.Protocol)
 }
 
+// MailID returns the mail's id from the headers of an input message:
+// Mailscope-Mail-Id on a copy, else Nats-Msg-Id.
+func MailID(h nats.Header) string {
+	if id := h.Get(HeaderMailID); id != "" {
+		return id
+	}
+	return h.Get(HeaderMsgID)
+}
+
 // DecodeEnvelope reads an envelope from the headers of an input message.
 // It fails, wrapping [ErrBadEnvelope], when the id, the recipients or the
 // receive time are missing or malformed, or an address is not an address.
@@ -95,7 +112,7 @@ func DecodeEnvelope(h nats.Header) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("%w: %s", ErrBadEnvelope, fmt.Sprintf(format, args...))
 	}
 	e := Envelope{
-		ID:         h.Get(HeaderMsgID),
+		ID:         MailID(h),
 		MailFrom:   h.Get(HeaderMailFrom),
 		RcptTo:     h.Values(HeaderRcptTo),
 		ClientAddr: h.Get(HeaderClientAddr),

@@ -22,6 +22,12 @@ type Names struct {
 	DeadStream string
 	// DeadSubject is the subject of dead letters. Default "mail.dead".
 	DeadSubject string
+	// HeldSubject is where mail held by mail.pause waits, in the mail
+	// stream. Default "mail.held".
+	HeldSubject string
+	// HeldConsumer is the durable consumer through which workers watch
+	// held mail and resume it. Default "held".
+	HeldConsumer string
 	// FlagsBucket is the KV bucket of flag rules, one key per flag.
 	// Default "mail_flags".
 	FlagsBucket string
@@ -50,6 +56,8 @@ func DefaultNames() Names {
 		OutcomePrefix: "mail.outcome",
 		DeadStream:    "MAIL_DEAD",
 		DeadSubject:   "mail.dead",
+		HeldSubject:   "mail.held",
+		HeldConsumer:  "held",
 		FlagsBucket:   "mail_flags",
 		StatusBucket:  "mail_status",
 	}
@@ -71,6 +79,8 @@ func (n Names) WithDefaults() Names {
 	set(&n.OutcomePrefix, d.OutcomePrefix)
 	set(&n.DeadStream, d.DeadStream)
 	set(&n.DeadSubject, d.DeadSubject)
+	set(&n.HeldSubject, d.HeldSubject)
+	set(&n.HeldConsumer, d.HeldConsumer)
 	set(&n.FlagsBucket, d.FlagsBucket)
 	set(&n.StatusBucket, d.StatusBucket)
 	return n

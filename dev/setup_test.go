@@ -44,6 +44,13 @@ type bundle struct {
 // DKIM keys served by a DNS server the test starts on loopback.
 func setup(t *testing.T, wcfg workers.Config) *bundle {
 	t.Helper()
+	return setupDev(t, dev.Config{Worker: wcfg})
+}
+
+// setupDev is setup with more of the system's configuration; addresses,
+// data directory, DNS server and logger are the test's.
+func setupDev(t *testing.T, cfg dev.Config) *bundle {
+	t.Helper()
 	keys, err := keyserver.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,18 +60,15 @@ func setup(t *testing.T, wcfg workers.Config) *bundle {
 	b.rsaKey = newKey(t, "rsa", keys, "s1", "example.com")
 	b.edKey = newKey(t, "ed25519", keys, "ed", "partner.example")
 
-	if wcfg.Env == "" {
-		wcfg.Env = "e2e"
+	if cfg.Worker.Env == "" {
+		cfg.Worker.Env = "e2e"
 	}
-	sys, err := dev.Start(t.Context(), dev.Config{
-		DataDir:   t.TempDir(),
-		NATSPort:  -1,
-		SMTPAddr:  "127.0.0.1:0",
-		LMTPAddr:  "127.0.0.1:0",
-		DNSServer: keys.Addr(),
-		Worker:    wcfg,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	cfg.DataDir = t.TempDir()
+	cfg.NATSPort = -1
+	cfg.SMTPAddr, cfg.LMTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DNSServer = keys.Addr()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	sys, err := dev.Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

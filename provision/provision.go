@@ -42,6 +42,9 @@ type Config struct {
 	// AckWait is how long a worker may hold a mail before it is
 	// redelivered. Default 30 seconds.
 	AckWait time.Duration
+	// HeldMaxAckPending caps the held mails workers watch in flight (see
+	// HeldConsumer); held mail beyond it waits in the stream. Default 1000.
+	HeldMaxAckPending int
 	// MaxAckPending caps the mails in flight across all workers.
 	// Default 1000.
 	MaxAckPending int
@@ -74,6 +77,9 @@ func (c Config) WithDefaults() Config {
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
+	if c.HeldMaxAckPending == 0 {
+		c.HeldMaxAckPending = 1000
+	}
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = 1000
 	}
@@ -95,7 +101,7 @@ func (c Config) MailStream() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        c.Names.MailStream,
 		Description: "incoming mail, raw RFC 5322 with the envelope in headers",
-		Subjects:    []string{c.Names.MailSubject},
+		Subjects:    []string{c.Names.MailSubject, c.Names.HeldSubject},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
@@ -120,6 +126,24 @@ func (c Config) Consumer() jetstream.ConsumerConfig {
 		MaxDeliver:    -1,
 		MaxAckPending: c.MaxAckPending,
 		FilterSubject: c.Names.MailSubject,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// HeldConsumer returns the configuration of the durable consumer of held
+// mail: mail that mail.pause holds waits on its own subject, so that it
+// never takes the workers consumer's MaxAckPending from other mail, and
+// is not counted as queue depth by an autoscaler reading that consumer.
+func (c Config) HeldConsumer() jetstream.ConsumerConfig {
+	c = c.WithDefaults()
+	return jetstream.ConsumerConfig{
+		Durable:       c.Names.HeldConsumer,
+		Description:   "mailscope workers watching mail held by mail.pause",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: c.HeldMaxAckPending,
+		FilterSubject: c.Names.HeldSubject,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 }
@@ -205,8 +229,10 @@ func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
 			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
 		}
 	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, c.Names.MailStream, c.Consumer()); err != nil {
-		return fmt.Errorf("provision consumer %s on %s: %w", c.Names.Consumer, c.Names.MailStream, err)
+	for _, cc := range []jetstream.ConsumerConfig{c.Consumer(), c.HeldConsumer()} {
+		if _, err := js.CreateOrUpdateConsumer(ctx, c.Names.MailStream, cc); err != nil {
+			return fmt.Errorf("provision consumer %s on %s: %w", cc.Durable, c.Names.MailStream, err)
+		}
 	}
 	buckets := []jetstream.KeyValueConfig{c.FlagsBucket(), c.StatusBucket()}
 	if c.Names.KeyBucket != "" {

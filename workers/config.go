@@ -31,10 +31,9 @@ type Config struct {
 	// HoldDelay is how often a mail held by mail.pause is looked at again
 	// besides on every rule change. Default 30s.
 	HoldDelay time.Duration
-	// MaxHeld caps the mails one worker holds in flight for mail.pause
-	// (they do not take a concurrency slot, but count toward the
-	// consumer's MaxAckPending). Past it a held mail is handed back to the
-	// server with HoldDelay, which counts as a delivery. Default 256.
+	// MaxHeld caps the held mails (see mail.pause) one worker watches in
+	// flight, looking at them again on every rule change; more held mail
+	// waits safely in the stream until a slot frees. Default 256.
 	MaxHeld int
 	// HandlerTimeout bounds one mail's processing. Default 30s.
 	HandlerTimeout time.Duration

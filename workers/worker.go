@@ -125,6 +125,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.watchHeldMail(ctx)
+	}()
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -138,9 +143,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			release := sync.OnceFunc(func() { <-sem })
-			defer release()
-			w.handle(ctx, msg, release)
+			defer func() { <-sem }()
+			w.handle(ctx, msg)
 		}()
 	}
 }
@@ -149,15 +153,15 @@ func (w *Worker) Run(ctx context.Context) error {
 // dead letter and a term, or a nak for a later attempt. It never returns
 // with the message in limbo except when NATS itself is unreachable, in
 // which case the server redelivers it after AckWait. Processing is not
-// cut short when runCtx ends; holding is (see hold). release frees the
-// caller's concurrency slot.
-func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg, release func()) {
+// cut short when runCtx ends.
+func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 	ctx := context.WithoutCancel(runCtx)
 	start := time.Now()
 	attempt := 1
 	if md, err := msg.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
 	}
+	attempt += priorAttempts(msg.Headers())
 	env, err := contracts.DecodeEnvelope(msg.Headers())
 	var out *contracts.Outcome
 	if err != nil {
@@ -165,53 +169,9 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg, release func(
 		env = partialEnvelope(msg)
 	} else {
 		out, err = w.pipe.Process(ctx, w.store.Snapshot(), env, msg.Data(), attempt)
-		if ClassOf(err) == Held && w.held.Add(1) <= int64(w.cfg.MaxHeld) {
-			release()
-			out, err = w.hold(runCtx, msg, env, attempt)
-			w.held.Add(-1)
-			if out == nil && err == nil {
-				return // handed back to the server on shutdown
-			}
-		} else if ClassOf(err) == Held {
-			w.held.Add(-1)
-		}
 	}
 	if w.finish(ctx, msg, env, attempt, out, err) {
 		w.met.outcome(ctx, string(out.Disposition), time.Since(start).Seconds())
-	}
-}
-
-// hold keeps a mail that mail.pause holds: the worker keeps it in flight
-// (telling the server it is in progress, so it is neither redelivered nor
-// counted as another attempt) and looks at it again on every rule change
-// and every HoldDelay, until the pause no longer applies. On shutdown the
-// mail goes back to the server at once, and hold returns nil, nil.
-func (w *Worker) hold(runCtx context.Context, msg jetstream.Msg, env contracts.Envelope, attempt int) (*contracts.Outcome, error) {
-	ctx := context.WithoutCancel(runCtx)
-	progress := time.NewTicker(w.progressEvery)
-	defer progress.Stop()
-	recheck := time.NewTicker(w.cfg.HoldDelay)
-	defer recheck.Stop()
-	for {
-		changed := w.store.Changed()
-		select {
-		case <-runCtx.Done():
-			if err := msg.Nak(); err != nil {
-				w.log.Warn("nak of a held mail failed; the server redelivers it after AckWait", slog.String("id", env.ID), slog.Any("err", err))
-			}
-			return nil, nil
-		case <-progress.C:
-			if err := msg.InProgress(); err != nil {
-				w.log.Warn("in-progress of a held mail failed", slog.String("id", env.ID), slog.Any("err", err))
-			}
-			continue
-		case <-changed:
-		case <-recheck.C:
-		}
-		out, err := w.pipe.Process(ctx, w.store.Snapshot(), env, msg.Data(), attempt)
-		if ClassOf(err) != Held {
-			return out, err
-		}
 	}
 }
 
@@ -233,7 +193,10 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, env contracts.En
 	w.met.failure(ctx, ClassOf(err).String(), act.String())
 	switch act {
 	case actHold:
-		nak(log, msg, w.cfg.HoldDelay)
+		if perr := w.park(ctx, msg, env, attempt); perr != nil {
+			log.Warn("held mail not parked; will look again", slog.Any("err", perr))
+			nak(log, msg, w.cfg.HoldDelay)
+		}
 	case actRetry:
 		d := backoff(attempt, w.cfg.BackoffBase, w.cfg.BackoffMax)
 		log.Warn("transient failure; will retry", slog.Any("err", err), slog.Duration("delay", d))

@@ -1,0 +1,79 @@
+package dev_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mailscope/mailscope/auth"
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/dev"
+	"github.com/mailscope/mailscope/keyserver"
+	"github.com/mailscope/mailscope/producer"
+	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/testkit"
+	"github.com/mailscope/mailscope/workers"
+)
+
+// TestPauseDoesNotStallOtherMail: more held mail than the workers
+// consumer lets be in flight must not stop other mail, and every held
+// mail is processed, at its first attempt, once the pause is off.
+func TestPauseDoesNotStallOtherMail(t *testing.T) {
+	b := setupDev(t, dev.Config{Provision: provision.Config{MaxAckPending: 3}})
+	b.putRules(t, rules.FlagPause, `rcpt:@paused\.invalid$ 10 true`+"\n")
+	const held = 6
+	for i := range held {
+		rcpt := "p" + strconv.Itoa(i) + "@paused.invalid"
+		b.sendSMTP(t, mail(t, rcpt, "paused", nil, "", ""), rcpt)
+	}
+	waitFor(t, "every paused mail to be held", func() bool { return b.sys.Worker.Held() == held })
+
+	b.sendSMTP(t, mail(t, "free@example.org", "not paused", nil, "", ""), "free@example.org")
+	if o := b.outcomes.first(t, "free@example.org"); o.Disposition != contracts.Processed {
+		t.Errorf("unpaused mail: %s", o.Disposition)
+	}
+
+	rev := b.putRules(t, rules.FlagPause, `rcpt:@paused\.invalid$ 10 off`+"\n")
+	for i := range held {
+		o := b.outcomes.first(t, "p"+strconv.Itoa(i)+"@paused.invalid")
+		if o.Disposition != contracts.Processed || o.Attempt != 1 {
+			t.Errorf("held mail %d: %s at attempt %d, want processed at 1", i, o.Disposition, o.Attempt)
+		}
+		if f := flag(t, o, rules.FlagPause); f.Rule == nil || f.Rule.Revision != rev {
+			t.Errorf("held mail %d decided by %+v, want revision %d", i, f.Rule, rev)
+		}
+	}
+	waitDrained(t, b)
+	if n := b.streamCount(t, "MAIL_OUTCOMES"); n != held+1 {
+		t.Errorf("%d outcomes for %d mails", n, held+1)
+	}
+}
+
+// TestAttemptsSurviveAHold: the attempts a mail used before it was held
+// still count after it resumes (Mailscope-Prior-Attempts), so a pause
+// neither adds attempts nor forgives them.
+func TestAttemptsSurviveAHold(t *testing.T) {
+	b := setup(t, workers.Config{MaxAttempts: 3, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+		Auth: auth.Config{Timeout: 50 * time.Millisecond, Retries: -1}})
+	k := newKey(t, "ed25519", b.keys, "slow", "example.com")
+	name := testkit.DNSName("slow", "example.com")
+	b.keys.SetFault(name, keyserver.FaultTimeout)
+
+	raw := mail(t, "prior@example.org", "prior attempts", k, "example.com", "slow")
+	env := contracts.Envelope{RcptTo: []string{"prior@example.org"}, Protocol: "publish"}
+	env.ID = producer.NewID()
+	msg := &nats.Msg{Subject: "mail.incoming", Header: nats.Header{}, Data: raw}
+	env.ReceivedAt = time.Now()
+	env.Encode(msg.Header)
+	msg.Header.Set(contracts.HeaderPriorAttempts, "2") // as a resumed mail that failed twice
+	if _, err := b.sys.JS.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	o := b.outcomes.first(t, "prior@example.org")
+	if o.Disposition != contracts.Dead || o.Attempt != 3 {
+		t.Errorf("%s at attempt %d (%s), want dead at attempt 3: two before the hold, one after", o.Disposition, o.Attempt, o.Reason)
+	}
+}

@@ -451,7 +451,7 @@ func TestNATSCLI(t *testing.T) {
 		off := nats.put(t, rules.FlagPause, `rcpt:@paused\.invalid$ 10 off`)
 		o := b.outcomes.first(t, rcpt)
 		wantDisposition(t, o, contracts.Processed, "publish")
-		wantDecision(t, o, rules.FlagPause, decision{"false", off, 1} // written "off"; outcomes give bools as true/false)
+		wantDecision(t, o, rules.FlagPause, decision{"false", off, 1}) // written "off"; outcomes give bools as true/false
 		wantDecision(t, o, rules.FlagHandler, by(rules.FlagHandler, "publish", 11))
 		if o.Attempt != 1 {
 			t.Errorf("attempt %d after a hold, want 1", o.Attempt)

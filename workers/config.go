@@ -35,6 +35,11 @@ type Config struct {
 	// flight, looking at them again on every rule change; more held mail
 	// waits safely in the stream until a slot frees. Default 256.
 	MaxHeld int
+	// ProgressInterval is how often a worker tells the server that a mail
+	// it is processing (or watching while held) is still in progress, so
+	// that slow processing is not redelivered to a second worker. Default
+	// a third of the consumer's AckWait.
+	ProgressInterval time.Duration
 	// HandlerTimeout bounds one mail's processing. Default 30s.
 	HandlerTimeout time.Duration
 	// TextLimit caps the text kept per text part in a summary, in bytes.

@@ -101,9 +101,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: consumer %s on %s: %w", w.cfg.Names.Consumer, w.cfg.Names.MailStream, err)
 	}
-	w.progressEvery = 10 * time.Second
-	if ci := cons.CachedInfo(); ci != nil && ci.Config.AckWait > 0 {
-		w.progressEvery = ci.Config.AckWait / 3
+	w.progressEvery = w.cfg.ProgressInterval
+	if w.progressEvery <= 0 {
+		w.progressEvery = 10 * time.Second
+		if ci := cons.CachedInfo(); ci != nil && ci.Config.AckWait > 0 {
+			w.progressEvery = ci.Config.AckWait / 3
+		}
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
 	if err != nil {
@@ -162,6 +165,10 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 		attempt = int(md.NumDelivered)
 	}
 	attempt += priorAttempts(msg.Headers())
+	// Slow processing (DNS retries, a slow handler) must not outlive
+	// AckWait, or the server would hand the mail to a second worker.
+	stopProgress := w.keepInProgress(msg)
+	defer stopProgress()
 	env, err := contracts.DecodeEnvelope(msg.Headers())
 	var out *contracts.Outcome
 	if err != nil {
@@ -173,6 +180,29 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 	if w.finish(ctx, msg, env, attempt, out, err) {
 		w.met.outcome(ctx, string(out.Disposition), time.Since(start).Seconds())
 	}
+}
+
+// keepInProgress tells the server every progressEvery that msg is still
+// being worked on, until the returned function is called.
+func (w *Worker) keepInProgress(msg jetstream.Msg) func() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(w.progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					w.log.Warn("in-progress failed", slog.Any("err", err))
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
 
 // finish stores the outcome and acks, or applies the failure's action.

@@ -354,6 +354,29 @@ func TestWorkerFailureClasses(t *testing.T) {
 	}
 }
 
+// TestSlowMailNotRedelivered: a mail whose processing outlasts the
+// consumer's AckWait many times over is kept by its worker (progress is
+// reported) and processed once.
+func TestSlowMailNotRedelivered(t *testing.T) {
+	wcfg := testWorker
+	wcfg.Auth.Timeout = 300 * time.Millisecond
+	b := setup(t, wcfg, provision.Config{AckWait: 60 * time.Millisecond})
+	raw := b.signed(t, "slowonce", "slowonce@example.org")
+	name := testkit.DNSName("slowonce", "example.com")
+	b.keys.SetFault(name, keyserver.FaultTimeout)
+	b.publish(t, "slowonce-1", "slowonce@example.org", raw)
+	waitFor(t, "the first key query", func() bool { return b.keys.Queries(name) >= 1 })
+	b.keys.SetFault(name, keyserver.FaultNone)
+	o := b.outcomes.first(t, "slowonce-1")
+	if o.Disposition != contracts.Processed || o.Attempt != 1 {
+		t.Errorf("%s at attempt %d, want processed at the first", o.Disposition, o.Attempt)
+	}
+	b.waitDrained(t)
+	if got := b.outcomes.wait(t, "slowonce-1", 1); len(got) != 1 {
+		t.Errorf("%d outcome events published for one slow mail, want 1 (it was redelivered)", len(got))
+	}
+}
+
 // TestRedeliveryOneOutcome makes the server redeliver a mail while a
 // worker still processes it (the key lookup outlasts the consumer's
 // AckWait), so that it is processed and its outcome published more than
@@ -362,6 +385,9 @@ func TestRedeliveryOneOutcome(t *testing.T) {
 	wcfg := testWorker
 	wcfg.MaxAttempts = 100 // this test is about duplicates, not the limit
 	wcfg.Auth.Timeout = 300 * time.Millisecond
+	// A worker that stalls: it reports progress too rarely to keep the
+	// mail, as a stuck or partitioned worker would.
+	wcfg.ProgressInterval = time.Hour
 	b := setup(t, wcfg, provision.Config{AckWait: 50 * time.Millisecond})
 
 	// A plain mail first: one outcome, stored once.

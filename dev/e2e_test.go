@@ -216,6 +216,29 @@ func TestEndToEnd(t *testing.T) {
 		wantRule(t, o, rules.FlagHandler, "quarantine", 10)
 	})
 
+	t.Run("a trusted domain's signature does not make another aligned domain strong", func(t *testing.T) {
+		evil := newKey(t, "ed25519", b.keys, "e1", "evil.test")
+		raw := testkit.SampleMail("CEO <ceo@evil.test>", "cfo@example.org", "wire the money", "now\r\n",
+			time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), "wire@evil.test")
+		raw, err := testkit.Sign(raw, testkit.SignOptions{Domain: "evil.test", Selector: "e1", Key: evil})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// example.com is trusted by mail.auth.dkim_strong and signs too.
+		if raw, err = testkit.Sign(raw, testkit.SignOptions{Domain: "example.com", Selector: "s1", Key: b.rsaKey}); err != nil {
+			t.Fatal(err)
+		}
+		send(raw, "cfo@example.org")
+		o := b.outcomes.first(t, "cfo@example.org")
+		if len(o.Auth.DKIM) != 2 || o.Auth.DKIM[0].Result != contracts.ResultPass || o.Auth.DKIM[1].Result != contracts.ResultPass {
+			t.Fatalf("DKIM %+v, want two passes", o.Auth.DKIM)
+		}
+		if o.Auth.Trust != contracts.TrustWeak {
+			t.Errorf("trust %s, want weak: evil.test aligns but is not trusted, example.com is trusted but does not align", o.Auth.Trust)
+		}
+		wantRule(t, o, rules.FlagDKIMStrong, "false", 0)
+	})
+
 	t.Run("env, release and sender_percent scopes", func(t *testing.T) {
 		send(rsa("envtest@example.org", "env"), "envtest@example.org")
 		send(rsa("canary@example.org", "release"), "canary@example.org")

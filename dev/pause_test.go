@@ -2,6 +2,7 @@ package dev_test
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,7 +55,9 @@ func TestPauseDoesNotStallOtherMail(t *testing.T) {
 
 // TestAttemptsSurviveAHold: the attempts a mail used before it was held
 // still count after it resumes (Mailscope-Prior-Attempts), so a pause
-// neither adds attempts nor forgives them.
+// neither adds attempts nor forgives them; and a mail delivered past the
+// attempt limit without an outcome (it crashed or stalled a worker) is
+// dead-lettered without being processed again.
 func TestAttemptsSurviveAHold(t *testing.T) {
 	b := setup(t, workers.Config{MaxAttempts: 3, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
 		Auth: auth.Config{Timeout: 50 * time.Millisecond, Retries: -1}})
@@ -62,18 +65,37 @@ func TestAttemptsSurviveAHold(t *testing.T) {
 	name := testkit.DNSName("slow", "example.com")
 	b.keys.SetFault(name, keyserver.FaultTimeout)
 
-	raw := mail(t, "prior@example.org", "prior attempts", k, "example.com", "slow")
-	env := contracts.Envelope{RcptTo: []string{"prior@example.org"}, Protocol: "publish"}
-	env.ID = producer.NewID()
-	msg := &nats.Msg{Subject: "mail.incoming", Header: nats.Header{}, Data: raw}
-	env.ReceivedAt = time.Now()
-	env.Encode(msg.Header)
-	msg.Header.Set(contracts.HeaderPriorAttempts, "2") // as a resumed mail that failed twice
-	if _, err := b.sys.JS.PublishMsg(t.Context(), msg); err != nil {
-		t.Fatal(err)
+	publish := func(rcpt, prior string) {
+		t.Helper()
+		raw := mail(t, rcpt, "prior attempts", k, "example.com", "slow")
+		env := contracts.Envelope{ID: producer.NewID(), RcptTo: []string{rcpt}, ReceivedAt: time.Now(), Protocol: "publish"}
+		msg := &nats.Msg{Subject: "mail.incoming", Header: nats.Header{}, Data: raw}
+		env.Encode(msg.Header)
+		msg.Header.Set(contracts.HeaderPriorAttempts, prior)
+		if _, err := b.sys.JS.PublishMsg(t.Context(), msg); err != nil {
+			t.Fatal(err)
+		}
 	}
+
+	// Two attempts used before the hold: this delivery is the last one,
+	// so the DNS temperror is recorded and the mail processed, after one
+	// lookup instead of three.
+	publish("prior@example.org", "2")
 	o := b.outcomes.first(t, "prior@example.org")
-	if o.Disposition != contracts.Dead || o.Attempt != 3 {
-		t.Errorf("%s at attempt %d (%s), want dead at attempt 3: two before the hold, one after", o.Disposition, o.Attempt, o.Reason)
+	if o.Disposition != contracts.Processed || o.Attempt != 3 || o.Auth.DKIM[0].Result != contracts.ResultTempError {
+		t.Errorf("%s at attempt %d, DKIM %+v: want processed at attempt 3 with a temperror", o.Disposition, o.Attempt, o.Auth.DKIM)
+	}
+	if n := b.keys.Queries(name); n != 1 {
+		t.Errorf("%d key lookups; the two attempts before the hold must count", n)
+	}
+
+	// Three used: this delivery is past the limit.
+	publish("poison@example.org", "3")
+	o = b.outcomes.first(t, "poison@example.org")
+	if o.Disposition != contracts.Dead || o.Attempt != 4 || !strings.Contains(o.Reason, "past the attempt limit") {
+		t.Errorf("%s at attempt %d (%s), want dead past the limit", o.Disposition, o.Attempt, o.Reason)
+	}
+	if n := b.keys.Queries(name); n != 1 {
+		t.Errorf("%d key lookups; a mail past the limit must not be processed", n)
 	}
 }

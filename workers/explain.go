@@ -37,8 +37,21 @@ func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contra
 		return nil, err
 	}
 	facts := p.newFacts(m)
-	consult := func(flag string) rules.Decision { return snap.Eval(flag, facts) }
-	a, err := p.authenticate(ctx, m, facts, consult)
+	// Flags are decided in the phases the worker uses: mail.pause on the
+	// facts known before authentication (if it holds the mail), then
+	// mail.dkim.verify and mail.auth.dkim_strong while authenticating,
+	// every other flag with all facts known.
+	decided := map[string]contracts.FlagDecision{}
+	record := func(d rules.Decision) rules.Decision {
+		if _, ok := decided[d.Flag]; !ok {
+			decided[d.Flag] = decisionOf(d)
+		}
+		return d
+	}
+	if d := snap.Eval(rules.FlagPause, facts); d.Bool() {
+		record(d)
+	}
+	a, err := p.authenticate(ctx, snap, m, facts, record, true)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +72,11 @@ func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contra
 		Auth: a, Env: p.cfg.Env, Release: p.cfg.Release,
 	}
 	for _, n := range sorted {
-		e.Flags = append(e.Flags, decisionOf(snap.Eval(n, facts)))
+		d, ok := decided[n]
+		if !ok {
+			d = decisionOf(snap.Eval(n, facts))
+		}
+		e.Flags = append(e.Flags, d)
 	}
 	return e, nil
 }

@@ -54,6 +54,13 @@ func (p *Pipeline) Process(ctx context.Context, snap *rules.Snapshot, env contra
 		return nil, err
 	}
 	facts := p.newFacts(m)
+	// mail.pause is looked at first, on the facts known before
+	// authentication: held mail needs no DNS, so a DNS outage can never
+	// fail it. (A pause rule with dkim: or trust: terms holds the mail
+	// after verification, below.)
+	if snap.Eval(rules.FlagPause, facts).Bool() {
+		return nil, errHeld
+	}
 	out = &contracts.Outcome{
 		Schema:     contracts.OutcomeSchema,
 		ID:         env.ID,
@@ -64,12 +71,12 @@ func (p *Pipeline) Process(ctx context.Context, snap *rules.Snapshot, env contra
 		Flags:      make([]contracts.FlagDecision, 0, 6),
 		Worker:     contracts.WorkerInfo{Name: p.cfg.Name, Version: Version, Env: p.cfg.Env},
 	}
-	consult := func(flag string) rules.Decision {
-		d := snap.Eval(flag, facts)
+	record := func(d rules.Decision) rules.Decision {
 		out.Flags = append(out.Flags, decisionOf(d))
 		return d
 	}
-	if out.Auth, err = p.authenticate(ctx, m, facts, consult); err != nil {
+	consult := func(flag string) rules.Decision { return record(snap.Eval(flag, facts)) }
+	if out.Auth, err = p.authenticate(ctx, snap, m, facts, record, attempt >= p.cfg.MaxAttempts); err != nil {
 		return nil, err
 	}
 
@@ -118,21 +125,27 @@ func (p *Pipeline) newFacts(m *Mail) *rules.Facts {
 // domain's DMARC policy unless mail.dkim.verify is off for it (then no
 // lookup at all happens), then sets the dkim: and trust: facts. dkim: and
 // trust: scopes are false in the rules consulted before the facts they
-// need exist. A DKIM temperror is a Transient error: the mail is retried
-// later. A DMARC temperror is only recorded: the policy is information,
-// not a verdict on the mail.
-func (p *Pipeline) authenticate(ctx context.Context, m *Mail, facts *rules.Facts, consult func(string) rules.Decision) (contracts.Auth, error) {
+// need exist. A DKIM temperror is a Transient error, so the mail is
+// retried later, except on the last attempt (final): then the mail is
+// processed with the temperror recorded and those signatures not counted
+// as passing; a DNS outage never fails a mail for good. A DMARC temperror
+// is only recorded: the policy is information, not a verdict on the mail.
+// record receives each flag decision made here.
+func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Mail, facts *rules.Facts, record func(rules.Decision) rules.Decision, final bool) (contracts.Auth, error) {
 	var res auth.Result
 	var dmarc *contracts.DMARCPolicy
-	skipped := ""
-	if consult(rules.FlagDKIMVerify).Bool() {
+	skipped, note := "", ""
+	if record(snap.Eval(rules.FlagDKIMVerify, facts)).Bool() {
 		var err error
 		res, err = p.verifier.Verify(ctx, m.Raw)
 		if err != nil {
 			return contracts.Auth{}, transient("dkim: %w", err)
 		}
 		if res.TempError {
-			return contracts.Auth{}, transient("dkim temperror: %s", tempReasons(res))
+			if !final {
+				return contracts.Auth{}, transient("dkim temperror: %s", tempReasons(res))
+			}
+			note = "dkim temperror on the last attempt; processed with it recorded: " + tempReasons(res)
 		}
 		dmarc = p.verifier.DMARC(ctx, m.FromDomain)
 	} else {
@@ -141,8 +154,26 @@ func (p *Pipeline) authenticate(ctx context.Context, m *Mail, facts *rules.Facts
 	}
 	facts.DKIMPass = res.PassDomains
 	facts.DKIMKnown = true
-	strong := consult(rules.FlagDKIMStrong).Bool()
-	trust := auth.Trust(res, m.FromDomain, p.cfg.Auth.Alignment(), func(string) bool { return strong })
+
+	// mail.auth.dkim_strong is decided per aligned passing domain, with
+	// only that domain as the dkim: fact: a rule trusting one domain must
+	// not make another domain's mail strong because the first also signed.
+	var strongDec *rules.Decision
+	strongFor := func(d string) bool {
+		narrow := &rules.Facts{Headers: facts.Headers, Rcpts: facts.Rcpts, From: facts.From,
+			DKIMPass: []string{d}, DKIMKnown: true, Env: facts.Env, Release: facts.Release}
+		dec := snap.Eval(rules.FlagDKIMStrong, narrow)
+		if strongDec == nil || dec.Bool() {
+			strongDec = &dec
+		}
+		return dec.Bool()
+	}
+	trust := auth.Trust(res, m.FromDomain, p.cfg.Auth.Alignment(), strongFor)
+	if strongDec == nil {
+		dec := snap.Eval(rules.FlagDKIMStrong, facts)
+		strongDec = &dec
+	}
+	record(*strongDec)
 	facts.Trust = trust
 	facts.TrustKnown = true
 	a := contracts.Auth{
@@ -151,9 +182,10 @@ func (p *Pipeline) authenticate(ctx context.Context, m *Mail, facts *rules.Facts
 		Trust:                 trust,
 		AuthenticationResults: auth.AuthenticationResults(p.authServID(), res, skipped),
 		DMARC:                 dmarc,
+		Note:                  note,
 	}
 	if res.CapHit {
-		a.Note = fmt.Sprintf("more than %d signatures; only the first %d verified", len(res.Signatures), len(res.Signatures))
+		a.Note = strings.TrimPrefix(a.Note+"; ", "; ") + fmt.Sprintf("more than %d signatures; only the first %d verified", len(res.Signatures), len(res.Signatures))
 	}
 	return a, nil
 }

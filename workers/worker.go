@@ -171,10 +171,16 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 	defer stopProgress()
 	env, err := contracts.DecodeEnvelope(msg.Headers())
 	var out *contracts.Outcome
-	if err != nil {
+	switch {
+	case err != nil:
 		err = malformed("%v", err)
 		env = partialEnvelope(msg)
-	} else {
+	case attempt > w.cfg.MaxAttempts:
+		// Past the limit before processing: the mail was delivered again
+		// without an outcome, so an earlier attempt crashed or stalled its
+		// worker. Processing it again could take down another one.
+		err = transient("delivery %d is past the attempt limit (%d) without an outcome; dead-lettered unprocessed, as a mail that crashes or stalls workers", attempt, w.cfg.MaxAttempts)
+	default:
 		out, err = w.pipe.Process(ctx, w.store.Snapshot(), env, msg.Data(), attempt)
 	}
 	if w.finish(ctx, msg, env, attempt, out, err) {

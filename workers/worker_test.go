@@ -258,15 +258,21 @@ func (b *bundle) waitDrained(t *testing.T) {
 func TestWorkerFailureClasses(t *testing.T) {
 	b := setup(t, testWorker, provision.Config{})
 
-	t.Run("a key lookup that times out on every attempt is retried, then dead-lettered", func(t *testing.T) {
+	t.Run("a key lookup that times out on every attempt is retried, then processed with the temperror recorded", func(t *testing.T) {
 		raw := b.signed(t, "timeout", "timeout@example.org")
 		name := testkit.DNSName("timeout", "example.com")
 		b.keys.SetFault(name, keyserver.FaultTimeout)
 		b.publish(t, "timeout-1", "timeout@example.org", raw)
 
 		o := b.outcomes.first(t, "timeout-1")
-		if o.Disposition != contracts.Dead || !strings.Contains(o.Reason, "temperror") || o.Attempt != 3 {
-			t.Errorf("disposition %s reason %q attempt %d, want dead with a temperror on attempt 3", o.Disposition, o.Reason, o.Attempt)
+		if o.Disposition != contracts.Processed || o.Attempt != 3 {
+			t.Errorf("disposition %s reason %q attempt %d, want processed on attempt 3", o.Disposition, o.Reason, o.Attempt)
+		}
+		if len(o.Auth.DKIM) != 1 || o.Auth.DKIM[0].Result != contracts.ResultTempError || o.Auth.Trust != contracts.TrustNone {
+			t.Errorf("auth %+v, want one temperror and trust none", o.Auth)
+		}
+		if !strings.Contains(o.Auth.Note, "temperror") || !strings.Contains(o.Auth.AuthenticationResults, "dkim=temperror") {
+			t.Errorf("note %q, Authentication-Results %q", o.Auth.Note, o.Auth.AuthenticationResults)
 		}
 		if len(o.Envelope.RcptTo) != 1 || o.Envelope.RcptTo[0] != "timeout@example.org" {
 			t.Errorf("envelope %+v", o.Envelope)
@@ -274,18 +280,8 @@ func TestWorkerFailureClasses(t *testing.T) {
 		if n := b.keys.Queries(name); n < 3 {
 			t.Errorf("%d key queries for 3 attempts", n)
 		}
-		dl := b.deadLetter(t, "timeout-1")
-		if !bytes.Equal(dl.Data, raw) {
-			t.Errorf("dead letter data is not the raw mail")
-		}
-		if c, a := dl.Header.Get(contracts.HeaderDeadClass), dl.Header.Get(contracts.HeaderAttempts); c != "transient" || a != "3" {
-			t.Errorf("dead letter class %q attempts %q, want transient after 3", c, a)
-		}
-		if r := dl.Header.Get(contracts.HeaderDeadReason); !strings.Contains(r, "temperror") {
-			t.Errorf("dead letter reason %q", r)
-		}
-		if rc := dl.Header.Values(contracts.HeaderRcptTo); len(rc) != 1 || rc[0] != "timeout@example.org" {
-			t.Errorf("dead letter lost the envelope: %v", dl.Header)
+		if n := len(b.streamMsgs(t, "MAIL_DEAD", contracts.HeaderOriginalID, "timeout-1")); n != 0 {
+			t.Errorf("%d dead letters: a DNS outage must never fail a mail for good", n)
 		}
 	})
 

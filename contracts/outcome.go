@@ -77,6 +77,9 @@ type Outcome struct {
 	Flags []FlagDecision `json:"flags"`
 	// Summary is the parsed mail, set by handlers that publish it.
 	Summary *Summary `json:"summary,omitempty"`
+	// Note says what was left out of this event to keep it within the
+	// server's max_payload; empty normally.
+	Note string `json:"note,omitempty"`
 	// Worker says who processed the mail.
 	Worker WorkerInfo `json:"worker"`
 }
@@ -198,6 +201,10 @@ type Summary struct {
 	Attachments []Attachment `json:"attachments"`
 	// Size is the raw mail's size in bytes.
 	Size int `json:"size"`
+	// Truncated says what was left out to keep the summary bounded (MIME
+	// nesting, number of parts, total text, outcome size); empty when
+	// nothing was.
+	Truncated string `json:"truncated,omitempty"`
 	// ParseError is set when the body could not be fully parsed; the
 	// parts read until then are kept.
 	ParseError string `json:"parse_error,omitempty"`

@@ -40,8 +40,8 @@ type HandlerResult struct {
 //     (disposition discarded) without a summary.
 func Handlers(textLimit int) map[string]Handler {
 	summarize := func(d contracts.Disposition) Handler {
-		return HandlerFunc(func(_ context.Context, m *Mail, _ bool) (HandlerResult, error) {
-			return HandlerResult{Disposition: d, Summary: Summarize(m, textLimit)}, nil
+		return HandlerFunc(func(ctx context.Context, m *Mail, _ bool) (HandlerResult, error) {
+			return HandlerResult{Disposition: d, Summary: Summarize(ctx, m, textLimit)}, nil
 		})
 	}
 	return map[string]Handler{

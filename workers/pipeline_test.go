@@ -1,9 +1,11 @@
 package workers
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -202,7 +204,7 @@ func TestTruncateKeepsTextAfterInvalidBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	s := Summarize(m, limit)
+	s := Summarize(t.Context(), m, limit)
 	elapsed := time.Since(start)
 	if len(s.TextParts) != 1 {
 		t.Fatalf("text parts %+v", s.TextParts)
@@ -447,5 +449,53 @@ func TestProcessRulesRouteAndSkip(t *testing.T) {
 	}
 	if n := b.ks.Queries(testkit.DNSName(selEd, "example.com")); n != 1 {
 		t.Errorf("%d key lookups for 3 verified mails, want 1 (cached)", n)
+	}
+}
+
+// TestEncodeOutcomeBounded: an outcome whose summary is too large loses
+// its text, then its summary, never the mail.
+func TestEncodeOutcomeBounded(t *testing.T) {
+	big := strings.Repeat("<&>", 20000)
+	out := &contracts.Outcome{ID: "x", Summary: &contracts.Summary{
+		TextParts:   []contracts.TextPart{{ContentType: "text/html", Text: big}},
+		Attachments: []contracts.Attachment{{Filename: "a.pdf", ContentType: "application/pdf", Size: 1}},
+	}}
+	data, err := encodeOutcome(out, 1<<20)
+	if err != nil || !bytes.Contains(data, []byte(big)) {
+		t.Fatalf("a fitting outcome changed (HTML must not be escaped): %v", err)
+	}
+	data, err = encodeOutcome(out, 10000)
+	if err != nil || len(data) > 10000 || out.Summary == nil || len(out.Summary.TextParts) != 0 ||
+		len(out.Summary.Attachments) != 1 || !strings.Contains(out.Summary.Truncated, "text parts dropped") {
+		t.Fatalf("%d bytes, %v, summary %+v", len(data), err, out.Summary)
+	}
+	many := make([]contracts.Attachment, 5000)
+	out.Summary.Attachments = many
+	data, err = encodeOutcome(out, 10000)
+	if err != nil || len(data) > 10000 || out.Summary != nil || !strings.Contains(out.Note, "summary dropped") {
+		t.Fatalf("%d bytes, %v, note %q", len(data), err, out.Note)
+	}
+}
+
+// TestSummarizeDeepNesting: MIME nested far deeper than anyone sends is
+// summarized quickly down to MaxMIMEDepth, and says what it left out.
+func TestSummarizeDeepNesting(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("From: a@example.com\r\nTo: b@example.org\r\nSubject: deep\r\nMIME-Version: 1.0\r\n")
+	const depth = 3000
+	for i := range depth {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n", i, i)
+	}
+	b.WriteString("Content-Type: text/plain\r\n\r\ninnermost\r\n")
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "--b%d--\r\n", i)
+	}
+	m, err := ParseMail(contracts.Envelope{ID: "deep", RcptTo: []string{"b@example.org"}}, []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Summarize(t.Context(), m, 1024)
+	if !strings.Contains(s.Truncated, "nesting deeper") || len(s.TextParts) != 0 {
+		t.Errorf("truncated %q, text parts %d", s.Truncated, len(s.TextParts))
 	}
 }

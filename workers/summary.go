@@ -2,7 +2,9 @@ package workers
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -15,11 +17,22 @@ import (
 	"github.com/mailscope/mailscope/contracts"
 )
 
+// Limits of a summary, so that no mail can make its outcome too large to
+// store or its parsing unbounded in time.
+const (
+	// MaxMIMEDepth is the deepest multipart nesting walked; deeper parts
+	// are not listed (Summary.Truncated says so).
+	MaxMIMEDepth = 16
+	// MaxParts is the most leaf parts listed.
+	MaxParts = 256
+)
+
 // Summarize returns a parsed view of m: addresses, subject, text parts up
-// to textLimit bytes each, and the name, type and size of every other
-// part. A body that cannot be fully parsed yields the parts read so far
-// and ParseError; it is never an error.
-func Summarize(m *Mail, textLimit int) *contracts.Summary {
+// to textLimit bytes each (and 4 × textLimit in all), and the name, type
+// and size of every other part, down to MaxMIMEDepth and up to MaxParts.
+// A body that cannot be fully parsed yields the parts read so far and
+// ParseError; it is never an error. ctx ends the walk early.
+func Summarize(ctx context.Context, m *Mail, textLimit int) *contracts.Summary {
 	s := &contracts.Summary{
 		MessageID:   m.MessageID,
 		Size:        len(m.Raw),
@@ -36,41 +49,91 @@ func Summarize(m *Mail, textLimit int) *contracts.Summary {
 	}
 	s.Date = m.Header.Get("Date")
 
-	r, err := mail.CreateReader(bytes.NewReader(m.Raw))
-	if err != nil && r == nil {
+	e, err := message.Read(bytes.NewReader(m.Raw))
+	if err != nil && !tolerable(err) {
 		s.ParseError = err.Error()
 		return s
 	}
-	for {
-		p, err := r.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
+	if err != nil {
+		s.ParseError = err.Error()
+	}
+	w := &walker{ctx: ctx, s: s, textLimit: textLimit, textBudget: 4 * textLimit}
+	w.walk(e, 0)
+	return s
+}
+
+// tolerable reports whether a part is still usable after err: an unknown
+// charset or transfer encoding leaves the part undecoded, not missing.
+func tolerable(err error) bool {
+	return message.IsUnknownCharset(err) || message.IsUnknownEncoding(err)
+}
+
+// walker lists the parts of one mail within the summary's limits.
+type walker struct {
+	ctx        context.Context
+	s          *contracts.Summary
+	parts      int
+	textLimit  int
+	textBudget int
+}
+
+func (w *walker) truncate(why string) {
+	if w.s.Truncated == "" {
+		w.s.Truncated = why
+	}
+}
+
+func (w *walker) walk(e *message.Entity, depth int) {
+	if mr := e.MultipartReader(); mr != nil {
+		if depth >= MaxMIMEDepth {
+			w.truncate(fmt.Sprintf("MIME nesting deeper than %d; inner parts not listed", MaxMIMEDepth))
+			return
 		}
-		if err != nil && p != nil && (message.IsUnknownCharset(err) || message.IsUnknownEncoding(err)) {
-			// The part is still there, undecoded: keep it and go on.
-			s.ParseError = err.Error()
-		} else if err != nil {
-			s.ParseError = err.Error()
-			break
-		}
-		switch h := p.Header.(type) {
-		case *mail.InlineHeader:
-			ct, _, _ := h.ContentType()
-			if ct == "" {
-				ct = "text/plain"
+		for {
+			if w.ctx.Err() != nil {
+				w.truncate("summary cut short: " + w.ctx.Err().Error())
+				return
 			}
-			if strings.HasPrefix(ct, "text/") {
-				s.TextParts = append(s.TextParts, readText(ct, p.Body, textLimit))
-				continue
+			p, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				return
 			}
-			s.Attachments = append(s.Attachments, attachment("", ct, p.Body))
-		case *mail.AttachmentHeader:
-			ct, _, _ := h.ContentType()
-			name, _ := h.Filename()
-			s.Attachments = append(s.Attachments, attachment(name, ct, p.Body))
+			if err != nil && (p == nil || !tolerable(err)) {
+				if w.s.ParseError == "" {
+					w.s.ParseError = err.Error()
+				}
+				return
+			}
+			if err != nil && w.s.ParseError == "" {
+				w.s.ParseError = err.Error()
+			}
+			w.walk(p, depth+1)
+			if w.parts >= MaxParts {
+				w.truncate(fmt.Sprintf("more than %d parts; the rest not listed", MaxParts))
+				return
+			}
 		}
 	}
-	return s
+	w.parts++
+	ct, _, _ := e.Header.ContentType()
+	if ct == "" {
+		ct = "text/plain"
+	}
+	ah := mail.AttachmentHeader{Header: e.Header}
+	disp, _, _ := e.Header.ContentDisposition()
+	name, _ := ah.Filename()
+	if strings.HasPrefix(ct, "text/") && disp != "attachment" && name == "" {
+		if w.textBudget <= 0 {
+			w.truncate(fmt.Sprintf("text beyond %d bytes in all not kept", 4*w.textLimit))
+			w.s.Attachments = append(w.s.Attachments, attachment("", ct, e.Body))
+			return
+		}
+		tp := readText(ct, e.Body, min(w.textLimit, w.textBudget))
+		w.textBudget -= len(tp.Text)
+		w.s.TextParts = append(w.s.TextParts, tp)
+		return
+	}
+	w.s.Attachments = append(w.s.Attachments, attachment(name, ct, e.Body))
 }
 
 func addresses(h mail.Header, key string) []string {

@@ -5,6 +5,7 @@
 package workers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -277,7 +278,7 @@ func partialEnvelope(msg jetstream.Msg) contracts.Envelope {
 
 // publishOutcome stores the outcome, deduplicated by the mail id.
 func (w *Worker) publishOutcome(ctx context.Context, out *contracts.Outcome) error {
-	data, err := json.Marshal(out)
+	data, err := encodeOutcome(out, w.maxOutcomeBytes())
 	if err != nil {
 		return err
 	}
@@ -286,6 +287,46 @@ func (w *Worker) publishOutcome(ctx context.Context, out *contracts.Outcome) err
 	defer cancel()
 	_, err = w.js.PublishMsg(pctx, m, jetstream.WithMsgID(out.ID))
 	return err
+}
+
+// maxOutcomeBytes is the largest outcome event stored: the server's
+// max_payload less room for headers.
+func (w *Worker) maxOutcomeBytes() int {
+	if mp := w.js.Conn().MaxPayload(); mp > 0 {
+		return int(mp) - 16<<10
+	}
+	return 1<<20 - 16<<10
+}
+
+// encodeOutcome returns out as JSON of at most limit bytes: when the
+// summary makes it larger, its text is dropped, then the summary itself,
+// and Summary.Truncated or the outcome's Note says so. A mail is never
+// failed because its outcome would be too large.
+func encodeOutcome(out *contracts.Outcome, limit int) ([]byte, error) {
+	encode := func() ([]byte, error) {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(out); err != nil {
+			return nil, err
+		}
+		return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	}
+	data, err := encode()
+	if err != nil || len(data) <= limit || out.Summary == nil {
+		return data, err
+	}
+	size := len(data)
+	s := *out.Summary
+	s.TextParts = []contracts.TextPart{}
+	s.Truncated = fmt.Sprintf("outcome of %d bytes over the %d-byte limit: text parts dropped", size, limit)
+	out.Summary = &s
+	if data, err = encode(); err != nil || len(data) <= limit {
+		return data, err
+	}
+	out.Summary = nil
+	out.Note = fmt.Sprintf("outcome of %d bytes over the %d-byte limit: summary dropped", size, limit)
+	return encode()
 }
 
 // deadLetter stores the raw mail with the reason, then its outcome.

@@ -170,7 +170,8 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 }
 
 func (s *System) connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(s.URL, nats.Name(name), nats.MaxReconnects(-1))
+	// No reconnect buffer: see cmd/mailscope's connect.
+	nc, err := nats.Connect(s.URL, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
 	if err != nil {
 		return nil, fmt.Errorf("dev: connect %s: %w", s.URL, err)
 	}

@@ -2,7 +2,7 @@ package workers
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -84,33 +84,35 @@ func (w *Worker) resume(ctx context.Context, msg jetstream.Msg, env contracts.En
 }
 
 // watchHeldMail takes held mail from the held consumer, up to MaxHeld at
-// once, until ctx is done.
-func (w *Worker) watchHeldMail(ctx context.Context) {
-	cons, err := w.js.Consumer(ctx, w.cfg.Names.MailStream, w.cfg.Names.HeldConsumer)
+// once, until ctx is done. It returns an error when the consumer is gone.
+func (w *Worker) watchHeldMail(ctx context.Context, cons jetstream.Consumer) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(w.cfg.MaxHeld, 16)))
 	if err != nil {
-		w.log.Error("held mail is not watched (run mailscope provision)", slog.String("consumer", w.cfg.Names.HeldConsumer), slog.Any("err", err))
-		return
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.MaxHeld))
-	if err != nil {
-		w.log.Error("held mail is not watched", slog.Any("err", err))
-		return
+		return fmt.Errorf("worker: consume held mail: %w", err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	sem := make(chan struct{}, w.cfg.MaxHeld)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for {
+	for ctx.Err() == nil {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
 		msg, err := it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return
+			<-sem
+			if ctx.Err() != nil {
+				return nil
+			}
+			if fatalConsumeError(err) {
+				return fmt.Errorf("worker: consumer %s: %w", w.cfg.Names.HeldConsumer, err)
 			}
 			w.log.Warn("consume held mail", slog.Any("err", err))
 			continue
 		}
-		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -118,6 +120,7 @@ func (w *Worker) watchHeldMail(ctx context.Context) {
 			w.watchHeld(ctx, msg)
 		}()
 	}
+	return nil
 }
 
 // stillHeld reports whether mail.pause holds the mail under the current

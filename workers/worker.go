@@ -109,48 +109,83 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.progressEvery = ci.Config.AckWait / 3
 		}
 	}
+	heldCons, err := w.js.Consumer(ctx, w.cfg.Names.MailStream, w.cfg.Names.HeldConsumer)
+	if err != nil {
+		return fmt.Errorf("worker: consumer %s on %s: %w", w.cfg.Names.HeldConsumer, w.cfg.Names.MailStream, err)
+	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
 	if err != nil {
 		return fmt.Errorf("worker: consume: %w", err)
 	}
+	stop := context.AfterFunc(runCtx, it.Stop)
+	defer stop()
 	w.ready.Store(true)
 	defer w.ready.Store(false)
 	if skv, err := w.js.KeyValue(ctx, w.cfg.Names.StatusBucket); err != nil {
 		w.log.Warn("no status bucket; status not reported (run mailscope provision)",
 			slog.String("bucket", w.cfg.Names.StatusBucket), slog.Any("err", err))
 	} else {
-		go w.reportStatus(ctx, skv, w.store)
+		go w.reportStatus(runCtx, skv, w.store)
 	}
 	w.log.Info("worker taking mail", slog.String("stream", w.cfg.Names.MailStream),
 		slog.String("consumer", w.cfg.Names.Consumer), slog.Int("concurrency", w.cfg.Concurrency))
 
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		w.watchHeldMail(ctx)
+		if err := w.watchHeldMail(runCtx, heldCons); err != nil {
+			cancel(err)
+		}
 	}()
-	for {
+	// A slot is taken before a mail is, so no mail waits in the client
+	// for a slot while its AckWait runs.
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	for runCtx.Err() == nil {
+		select {
+		case sem <- struct{}{}:
+		case <-runCtx.Done():
+			continue
+		}
 		msg, err := it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
+			<-sem
+			if runCtx.Err() != nil {
+				break
+			}
+			if fatalConsumeError(err) {
+				cancel(fmt.Errorf("worker: consumer %s: %w", w.cfg.Names.Consumer, err))
+				break
 			}
 			w.log.Warn("consume", slog.Any("err", err))
 			continue
 		}
-		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			w.handle(ctx, msg)
+			w.handle(runCtx, msg)
 		}()
 	}
+	// Not ready from here: no new mail is taken; mail in progress ends.
+	w.ready.Store(false)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return context.Cause(runCtx)
+}
+
+// fatalConsumeError reports whether a consumer iterator error means the
+// worker can take no more mail: the consumer is gone or the iterator
+// closed. The process then ends with an error, so that it is restarted
+// (and reports not ready meanwhile) rather than idling as if healthy.
+func fatalConsumeError(err error) bool {
+	return errors.Is(err, jetstream.ErrMsgIteratorClosed) ||
+		errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, jetstream.ErrConsumerNotFound)
 }
 
 // handle takes one input message to its end: an outcome and an ack, a

@@ -420,3 +420,27 @@ func TestRedeliveryOneOutcome(t *testing.T) {
 	}
 	t.Logf("mail slow-1: %d outcome events published, 1 stored", len(b.outcomes.wait(t, "slow-1", 2)))
 }
+
+// TestConsumerDeletedStopsWorker: a worker whose consumer is deleted
+// stops with an error and reports not ready, instead of idling as if
+// healthy while it takes no mail.
+func TestConsumerDeletedStopsWorker(t *testing.T) {
+	b := setup(t, testWorker, provision.Config{})
+	if !b.sys.Worker.Ready() {
+		t.Fatal("worker not ready after start")
+	}
+	if err := b.sys.JS.DeleteConsumer(t.Context(), "MAIL", "workers"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-b.sys.Err():
+		if err == nil || !strings.Contains(err.Error(), "workers") {
+			t.Errorf("worker stopped with %v, want an error naming the consumer", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("worker kept running without its consumer")
+	}
+	if b.sys.Worker.Ready() {
+		t.Error("worker still reports ready")
+	}
+}

@@ -117,7 +117,7 @@ func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
 	nf := addNATSFlags(fs)
 	var c workers.Config
 	var dns string
-	fs.StringVar(&dns, "dns-server", "", "DNS server (host:port) for DKIM key lookups (default the system resolver)")
+	fs.StringVar(&dns, "dns-server", "", "DNS servers (host:port, comma-separated, tried in order) for DKIM key lookups (default the system resolver)")
 	fs.BoolVar(&c.Auth.StrictAlignment, "strict-alignment", false, "as the worker's --strict-alignment")
 	fs.StringVar(&c.Env, "env", "", "environment to evaluate env: rules for")
 	fs.StringVar(&c.Release, "release", "", "version to evaluate release: rules for (default this build's)")
@@ -142,7 +142,7 @@ func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
 	}
 	c.Names = nf.names
 	if dns != "" {
-		c.Auth.DNSServers = []string{dns}
+		c.Auth.DNSServers = splitList(dns)
 	}
 	env := contracts.Envelope{ID: "explain", MailFrom: *from, ReceivedAt: time.Now(), Protocol: "publish"}
 	if *to != "" {

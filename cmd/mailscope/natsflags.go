@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,7 +47,10 @@ func addNameFlags(fs *flag.FlagSet, names *contracts.Names) {
 }
 
 func (n *natsFlags) connect(name string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false)}
+	// No reconnect buffer: a publish while disconnected fails at once
+	// instead of being sent later, so a mail the producer answered 451 for
+	// is never stored after all (the MTA retries it).
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false), nats.ReconnectBufSize(-1)}
 	if n.creds != "" {
 		opts = append(opts, nats.UserCredentials(n.creds))
 	}
@@ -70,4 +74,15 @@ func (n *natsFlags) jetstream(name string) (*nats.Conn, jetstream.JetStream, err
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -94,7 +94,7 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
-	fs.StringVar(dnsServer, "dns-server", "", "DNS server (host:port) for DKIM key lookups (default the system resolver)")
+	fs.StringVar(dnsServer, "dns-server", "", "DNS servers (host:port, comma-separated, tried in order) for DKIM key lookups (default the system resolver)")
 	fs.IntVar(&c.Concurrency, "concurrency", 0, "mails processed at once (default 4 × GOMAXPROCS)")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 5, "deliveries before a transiently failing mail is dead-lettered")
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", 30*time.Second, "bound on one mail's processing")
@@ -117,7 +117,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	}
 	c.Names = nf.names
 	if dns != "" {
-		c.Auth.DNSServers = []string{dns}
+		c.Auth.DNSServers = splitList(dns)
 	}
 	nc, err := nf.connect("mailscope-worker")
 	if err != nil {

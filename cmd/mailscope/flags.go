@@ -22,6 +22,13 @@ func runFlags(ctx context.Context, args []string, out io.Writer) error {
 		return usageError{errors.New("usage: mailscope flags check|list|explain [flags]")}
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(out, "usage: mailscope flags check|list|explain [flags]\n\n"+
+			"  check    validate rule text for a flag exactly as workers do\n"+
+			"  list     print every flag with its type and default, and every scope kind\n"+
+			"  explain  show how the live rules decide every flag for one mail\n\n"+
+			"Run mailscope flags COMMAND -h for its flags.")
+		return nil
 	case "check":
 		return flagsCheck(args[1:], out)
 	case "list":
@@ -39,22 +46,25 @@ var errInvalid = errors.New("rules do not parse")
 func flagsCheck(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("flags check", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: mailscope flags check FLAG [FILE|-]\n\n"+
+		fmt.Fprintln(fs.Output(), "usage: mailscope flags check [FLAG [FILE|-]]\n\n"+
 			"Validates the rules for FLAG (read from FILE, or stdin) as workers do; exit status 1 with\n"+
-			"line-numbered errors when they do not parse. Safe editing:\n"+
+			"line-numbered errors. Without FLAG, scopes and priorities are checked, not values.\n"+
+			"Safe editing:\n"+
 			"  mailscope flags check mail.handler rules.txt && nats kv put mail_flags mail.handler \"$(cat rules.txt)\"")
 	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
+	if fs.NArg() > 2 {
 		fs.Usage()
-		return usageError{errors.New("need FLAG and at most one FILE")}
+		return usageError{errors.New("need at most FLAG and one FILE")}
 	}
+	// Without FLAG (or with "-" as FLAG) scopes and priorities are
+	// checked, values are taken as strings.
 	name := fs.Arg(0)
 	var text []byte
 	var err error
-	if fs.NArg() == 1 || fs.Arg(1) == "-" {
+	if fs.NArg() < 2 || fs.Arg(1) == "-" {
 		text, err = io.ReadAll(os.Stdin)
 	} else {
 		text, err = os.ReadFile(fs.Arg(1))
@@ -62,15 +72,28 @@ func flagsCheck(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	label := name
+	if name == "" || name == "-" {
+		name, label = "", "rules"
+	}
 	rs, err := rules.Parse(name, 0, text)
 	if err != nil {
 		var pe *rules.ParseError
 		if errors.As(err, &pe) {
 			for _, l := range pe.Lines {
-				fmt.Fprintf(os.Stderr, "%s: line %d: %s\n", name, l.Line, l.Msg)
+				fmt.Fprintf(os.Stderr, "%s: line %d: %s\n", label, l.Line, l.Msg)
 			}
 		}
 		return errInvalid
+	}
+	for _, r := range rs.Rules {
+		if warn := neverMatches(name, r.ScopeText); warn != "" {
+			fmt.Fprintf(os.Stderr, "%s: line %d: warning: %s\n", label, r.Line, warn)
+		}
+	}
+	if name == "" {
+		fmt.Fprintf(out, "%d rules ok (values not checked: give FLAG to check them against its type)\n", len(rs.Rules))
+		return nil
 	}
 	kind := "unknown flag, values taken as strings"
 	if f, ok := rules.Lookup(name); ok {
@@ -81,6 +104,21 @@ func flagsCheck(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "%s: %d rules ok (%s)\n", name, len(rs.Rules), kind)
 	return nil
+}
+
+// neverMatches explains why a scope can never match in rules for flag,
+// or returns "": dkim: and trust: facts do not exist yet when
+// mail.dkim.verify is decided, nor trust: when mail.auth.dkim_strong is.
+func neverMatches(flag, scope string) string {
+	for _, term := range strings.Split(scope, "&") {
+		switch {
+		case flag == rules.FlagDKIMVerify && (strings.HasPrefix(term, "dkim:") || strings.HasPrefix(term, "trust:")):
+			return fmt.Sprintf("%q never matches in %s: it is decided before verification", term, flag)
+		case flag == rules.FlagDKIMStrong && strings.HasPrefix(term, "trust:"):
+			return fmt.Sprintf("%q never matches in %s: it decides the trust level", term, flag)
+		}
+	}
+	return ""
 }
 
 // flagsList prints the registry and the scope kinds.

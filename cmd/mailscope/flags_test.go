@@ -42,8 +42,23 @@ func TestFlagsCheck(t *testing.T) {
 	if r := run(t, "", nil, []byte("default 0 maybe\n"), "flags", "check", "mail.pause"); r.code != 1 {
 		t.Errorf("bool 'maybe': exit %d, want 1", r.code)
 	}
-	if r := run(t, "", nil, nil, "flags", "check"); r.code != 2 {
-		t.Errorf("no FLAG: exit %d, want 2", r.code)
+	// Without FLAG: scopes and priorities only.
+	if r := run(t, "", nil, []byte("rcpt:^a@ 10 anything at all\n"), "flags", "check"); r.code != 0 || !strings.Contains(r.stdout, "1 rules ok") {
+		t.Errorf("no FLAG, good rules: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "", nil, []byte("rcpt:^a@ 10 x\nrcpt:^b@ 10 y\n"), "flags", "check"); r.code != 1 || !strings.Contains(r.stderr, "rules: line 2:") {
+		t.Errorf("no FLAG, duplicate priority: exit %d, %q", r.code, r.stderr)
+	}
+	// A term that can never match where it stands is a warning.
+	r = run(t, "", nil, []byte("dkim:example.com 10 off\n"), "flags", "check", "mail.dkim.verify")
+	if r.code != 0 || !strings.Contains(r.stderr, "line 1: warning:") {
+		t.Errorf("dkim: in mail.dkim.verify: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := run(t, "", nil, nil, "flags", "-h"); r.code != 0 || !strings.Contains(r.stdout, "explain") {
+		t.Errorf("flags -h: exit %d, %q", r.code, r.stdout)
+	}
+	if r := run(t, "", nil, nil, "testkit", "-h"); r.code != 0 || !strings.Contains(r.stdout, "publish-key") {
+		t.Errorf("testkit -h: exit %d, %q", r.code, r.stdout)
 	}
 }
 

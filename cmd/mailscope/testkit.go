@@ -19,6 +19,13 @@ func runTestkit(ctx context.Context, args []string, out io.Writer) error {
 		return usageError{fmt.Errorf("usage: mailscope testkit keygen|sign|publish-key [flags]")}
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(out, "usage: mailscope testkit keygen|sign|publish-key [flags]\n\n"+
+			"  keygen       make an RSA or ed25519 key and print its DNS TXT record\n"+
+			"  sign         DKIM-sign a mail file with a key\n"+
+			"  publish-key  put a key's record in the staging key bucket (not for production)\n\n"+
+			"Run mailscope testkit COMMAND -h for its flags.")
+		return nil
 	case "keygen":
 		return testkitKeygen(args[1:], out)
 	case "sign":

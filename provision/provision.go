@@ -35,10 +35,14 @@ type Config struct {
 	OutcomeMaxAge time.Duration
 	// DeadMaxAge is how long dead letters are kept. Default 30 days.
 	DeadMaxAge time.Duration
-	// DuplicateWindow is the de-duplication window of every stream: a
+	// DuplicateWindow is the de-duplication window of the mail and dead-letter streams: a
 	// message whose Nats-Msg-Id was seen within it is stored once.
 	// Default 2 minutes.
 	DuplicateWindow time.Duration
+	// OutcomeDuplicateWindow is the de-duplication window of the outcome
+	// stream: a mail processed again within it (a lost ack) still has one
+	// outcome. Default 10 minutes, twice the workers' longest backoff.
+	OutcomeDuplicateWindow time.Duration
 	// AckWait is how long a worker may hold a mail before it is
 	// redelivered. Default 30 seconds.
 	AckWait time.Duration
@@ -73,6 +77,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = 2 * time.Minute
+	}
+	if c.OutcomeDuplicateWindow == 0 {
+		c.OutcomeDuplicateWindow = 10 * time.Minute
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
@@ -159,7 +166,7 @@ func (c Config) OutcomeStream() jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		MaxAge:      c.OutcomeMaxAge,
 		Replicas:    c.Replicas,
-		Duplicates:  c.DuplicateWindow,
+		Duplicates:  c.OutcomeDuplicateWindow,
 	}
 }
 

@@ -227,7 +227,7 @@ func (s *Store) session(ctx context.Context, first chan<- error) (loaded bool, e
 			}
 			if e == nil { // end of initial values
 				if !loaded {
-					s.reload(initial)
+					s.reload(ctx, initial)
 					initial = nil
 					loaded = true
 					if first != nil {
@@ -271,8 +271,11 @@ func (s *Store) bucketState(ctx context.Context) (created time.Time, last uint64
 }
 
 // reload replaces all rules by the initial values of a new watch. A key
-// whose new value is bad keeps the rules it had before.
-func (s *Store) reload(entries map[string]jetstream.KeyValueEntry) {
+// whose new value is bad keeps the rules it had before; a key this Store
+// never saw good (a worker that just started) takes the newest good
+// revision from the key's history, so every worker of a fleet keeps the
+// same last good rules.
+func (s *Store) reload(ctx context.Context, entries map[string]jetstream.KeyValueEntry) {
 	oldGood := s.good
 	s.good = make(map[string]*RuleSet, len(entries))
 	s.bad = make(map[string]*ParseError)
@@ -281,9 +284,44 @@ func (s *Store) reload(entries map[string]jetstream.KeyValueEntry) {
 			s.good[e.Key()] = last
 		}
 		s.apply(e)
+		if _, bad := s.bad[e.Key()]; bad {
+			if _, kept := s.good[e.Key()]; !kept {
+				if rs := s.lastGood(ctx, e.Key(), e.Revision()); rs != nil {
+					s.good[e.Key()] = rs
+					s.log.Error("rules: bad flag rules; keeping the last good revision from the key's history",
+						"flag", e.Key(), "revision", e.Revision(), "kept_revision", rs.Revision)
+				}
+			}
+		}
 	}
 	s.publish()
 	s.ready.Store(true)
+}
+
+// lastGood returns the newest revision of key older than rev whose value
+// parses, or nil when there is none (or a delete came first: then the
+// flag had no rules, and its default applies).
+func (s *Store) lastGood(ctx context.Context, key string, rev uint64) *RuleSet {
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	hist, err := s.kv.History(hctx, key)
+	if err != nil {
+		s.log.Warn("rules: history of a bad key not readable", "flag", key, "error", err)
+		return nil
+	}
+	for i := len(hist) - 1; i >= 0; i-- {
+		e := hist[i]
+		if e.Revision() >= rev {
+			continue
+		}
+		if e.Operation() != jetstream.KeyValuePut {
+			return nil
+		}
+		if rs, err := Parse(key, e.Revision(), e.Value()); err == nil {
+			return rs
+		}
+	}
+	return nil
 }
 
 // apply records one entry of the bucket.

@@ -311,3 +311,46 @@ func waitForLog(t *testing.T, logs *syncBuffer, text string) {
 		}
 	}
 }
+
+// TestStoreLastGoodFromHistory: a Store that starts while a key's value is
+// bad takes the key's newest good revision from its history, as a Store
+// that was running all along keeps it, so a fleet agrees; a delete in
+// between means no rules (the default).
+func TestStoreLastGoodFromHistory(t *testing.T) {
+	b := setupStore(t, nil)
+	ctx := t.Context()
+	put := func(k, v string) uint64 {
+		t.Helper()
+		rev, err := b.kv.PutString(ctx, k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	good := put(FlagHandler, "default 0 quarantine\n")
+	put(FlagHandler, "default 0 nonsense\n")
+	put(FlagHandler, "default 0 still-nonsense\n")
+	put(FlagPause, "default 0 on\n")
+	if err := b.kv.Delete(ctx, FlagPause); err != nil {
+		t.Fatal(err)
+	}
+	put(FlagPause, "default 0 maybe\n")
+
+	if err := b.store.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap := b.store.Snapshot()
+	rs := snap.RuleSet(FlagHandler)
+	if rs == nil || rs.Revision != good {
+		t.Fatalf("mail.handler rules %+v, want revision %d from history", rs, good)
+	}
+	if v := handler(snap, &Facts{}); v != "quarantine" {
+		t.Errorf("mail.handler = %q, want the last good quarantine", v)
+	}
+	if rs := snap.RuleSet(FlagPause); rs != nil {
+		t.Errorf("mail.pause rules %+v: a delete before the bad value means no rules", rs)
+	}
+	if n := len(b.store.Problems()); n != 2 {
+		t.Errorf("%d problems, want both bad keys reported", n)
+	}
+}

@@ -255,9 +255,13 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, env contracts.En
 		if perr := w.publishOutcome(ctx, out); perr != nil {
 			err = transient("publish outcome: %v", perr)
 		} else {
-			if aerr := msg.Ack(); aerr != nil {
-				log.Warn("ack failed; the mail will be redelivered and its outcome deduplicated", slog.Any("err", aerr))
+			// A confirmed ack: a lost one would mean a redelivery and a
+			// second outcome, kept out only by the dedup window.
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if aerr := msg.DoubleAck(actx); aerr != nil {
+				log.Warn("ack not confirmed; if the mail is redelivered its outcome is deduplicated", slog.Any("err", aerr))
 			}
+			cancel()
 			return true
 		}
 	}

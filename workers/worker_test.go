@@ -355,8 +355,10 @@ func TestWorkerFailureClasses(t *testing.T) {
 // reported) and processed once.
 func TestSlowMailNotRedelivered(t *testing.T) {
 	wcfg := testWorker
-	wcfg.Auth.Timeout = 300 * time.Millisecond
-	b := setup(t, wcfg, provision.Config{AckWait: 60 * time.Millisecond})
+	// Processing takes a DNS timeout: five AckWaits, with progress sent
+	// every 100ms (a third of AckWait), slack enough for a loaded machine.
+	wcfg.Auth.Timeout = 1500 * time.Millisecond
+	b := setup(t, wcfg, provision.Config{AckWait: 300 * time.Millisecond})
 	raw := b.signed(t, "slowonce", "slowonce@example.org")
 	name := testkit.DNSName("slowonce", "example.com")
 	b.keys.SetFault(name, keyserver.FaultTimeout)
@@ -368,6 +370,18 @@ func TestSlowMailNotRedelivered(t *testing.T) {
 		t.Errorf("%s at attempt %d, want processed at the first", o.Disposition, o.Attempt)
 	}
 	b.waitDrained(t)
+	cons, err := b.sys.JS.Consumer(t.Context(), "MAIL", "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One mail on a fresh consumer: one delivery unless it was redelivered.
+	if ci.Delivered.Consumer != 1 {
+		t.Errorf("%d deliveries of one mail: it was redelivered while its worker processed it", ci.Delivered.Consumer)
+	}
 	if got := b.outcomes.wait(t, "slowonce-1", 1); len(got) != 1 {
 		t.Errorf("%d outcome events published for one slow mail, want 1 (it was redelivered)", len(got))
 	}
@@ -380,7 +394,9 @@ func TestSlowMailNotRedelivered(t *testing.T) {
 func TestRedeliveryOneOutcome(t *testing.T) {
 	wcfg := testWorker
 	wcfg.MaxAttempts = 100 // this test is about duplicates, not the limit
-	wcfg.Auth.Timeout = 300 * time.Millisecond
+	// The first lookup hangs for a second: twenty AckWaits for the server
+	// to redeliver the mail while it is being processed.
+	wcfg.Auth.Timeout = time.Second
 	// A worker that stalls: it reports progress too rarely to keep the
 	// mail, as a stuck or partitioned worker would.
 	wcfg.ProgressInterval = time.Hour

@@ -22,8 +22,11 @@ type Names struct {
 	DeadStream string
 	// DeadSubject is the subject of dead letters. Default "mail.dead".
 	DeadSubject string
-	// HeldSubject is where mail held by mail.pause waits, in the mail
-	// stream. Default "mail.held".
+	// HeldStream holds mail that mail.pause holds, apart from incoming
+	// mail so that a long pause cannot fill the mail stream.
+	// Default "MAIL_HELD".
+	HeldStream string
+	// HeldSubject is where held mail waits. Default "mail.held".
 	HeldSubject string
 	// HeldConsumer is the durable consumer through which workers watch
 	// held mail and resume it. Default "held".
@@ -56,6 +59,7 @@ func DefaultNames() Names {
 		OutcomePrefix: "mail.outcome",
 		DeadStream:    "MAIL_DEAD",
 		DeadSubject:   "mail.dead",
+		HeldStream:    "MAIL_HELD",
 		HeldSubject:   "mail.held",
 		HeldConsumer:  "held",
 		FlagsBucket:   "mail_flags",
@@ -79,6 +83,7 @@ func (n Names) WithDefaults() Names {
 	set(&n.OutcomePrefix, d.OutcomePrefix)
 	set(&n.DeadStream, d.DeadStream)
 	set(&n.DeadSubject, d.DeadSubject)
+	set(&n.HeldStream, d.HeldStream)
 	set(&n.HeldSubject, d.HeldSubject)
 	set(&n.HeldConsumer, d.HeldConsumer)
 	set(&n.FlagsBucket, d.FlagsBucket)

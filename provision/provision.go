@@ -46,6 +46,10 @@ type Config struct {
 	// AckWait is how long a worker may hold a mail before it is
 	// redelivered. Default 30 seconds.
 	AckWait time.Duration
+	// HeldMaxBytes caps the held-mail stream; when full, more held mail
+	// stays on the mail stream and is looked at again after HoldDelay.
+	// Default 1 GiB.
+	HeldMaxBytes int64
 	// HeldMaxAckPending caps the held mails workers watch in flight (see
 	// HeldConsumer); held mail beyond it waits in the stream. Default 1000.
 	HeldMaxAckPending int
@@ -84,6 +88,9 @@ func (c Config) WithDefaults() Config {
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
+	if c.HeldMaxBytes == 0 {
+		c.HeldMaxBytes = 1 << 30
+	}
 	if c.HeldMaxAckPending == 0 {
 		c.HeldMaxAckPending = 1000
 	}
@@ -108,7 +115,7 @@ func (c Config) MailStream() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        c.Names.MailStream,
 		Description: "incoming mail, raw RFC 5322 with the envelope in headers",
-		Subjects:    []string{c.Names.MailSubject, c.Names.HeldSubject},
+		Subjects:    []string{c.Names.MailSubject},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
@@ -134,6 +141,24 @@ func (c Config) Consumer() jetstream.ConsumerConfig {
 		MaxAckPending: c.MaxAckPending,
 		FilterSubject: c.Names.MailSubject,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// HeldStream returns the configuration of the held-mail stream: a work
+// queue like the mail stream, with limits of its own.
+func (c Config) HeldStream() jetstream.StreamConfig {
+	c = c.WithDefaults()
+	return jetstream.StreamConfig{
+		Name:        c.Names.HeldStream,
+		Description: "mail held by mail.pause, until the pause lifts",
+		Subjects:    []string{c.Names.HeldSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    c.HeldMaxBytes,
+		MaxMsgSize:  c.MaxMsgSize,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
 	}
 }
 
@@ -231,14 +256,14 @@ func (c Config) KeyBucket() jetstream.KeyValueConfig {
 // object.
 func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.WithDefaults()
-	for _, sc := range []jetstream.StreamConfig{c.MailStream(), c.OutcomeStream(), c.DeadStream()} {
+	for _, sc := range []jetstream.StreamConfig{c.MailStream(), c.HeldStream(), c.OutcomeStream(), c.DeadStream()} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
 		}
 	}
-	for _, cc := range []jetstream.ConsumerConfig{c.Consumer(), c.HeldConsumer()} {
-		if _, err := js.CreateOrUpdateConsumer(ctx, c.Names.MailStream, cc); err != nil {
-			return fmt.Errorf("provision consumer %s on %s: %w", cc.Durable, c.Names.MailStream, err)
+	for stream, cc := range map[string]jetstream.ConsumerConfig{c.Names.MailStream: c.Consumer(), c.Names.HeldStream: c.HeldConsumer()} {
+		if _, err := js.CreateOrUpdateConsumer(ctx, stream, cc); err != nil {
+			return fmt.Errorf("provision consumer %s on %s: %w", cc.Durable, stream, err)
 		}
 	}
 	buckets := []jetstream.KeyValueConfig{c.FlagsBucket(), c.StatusBucket()}

@@ -14,8 +14,8 @@ import (
 	"github.com/mailscope/mailscope/contracts"
 )
 
-// Mail that mail.pause holds is parked: copied to the held subject of the
-// mail stream and acknowledged on the main one. Workers watch held mail
+// Mail that mail.pause holds is parked: copied to the held stream and
+// acknowledged on the mail stream. Workers watch held mail
 // through their own consumer, keep it in flight, look at it again on
 // every rule change and every HoldDelay, and resume it (a copy back on
 // the mail subject) as soon as the pause no longer applies. So held mail

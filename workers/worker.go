@@ -109,9 +109,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.progressEvery = ci.Config.AckWait / 3
 		}
 	}
-	heldCons, err := w.js.Consumer(ctx, w.cfg.Names.MailStream, w.cfg.Names.HeldConsumer)
+	heldCons, err := w.js.Consumer(ctx, w.cfg.Names.HeldStream, w.cfg.Names.HeldConsumer)
 	if err != nil {
-		return fmt.Errorf("worker: consumer %s on %s: %w", w.cfg.Names.HeldConsumer, w.cfg.Names.MailStream, err)
+		return fmt.Errorf("worker: consumer %s on %s: %w", w.cfg.Names.HeldConsumer, w.cfg.Names.HeldStream, err)
 	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

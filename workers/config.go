@@ -40,7 +40,9 @@ type Config struct {
 	// that slow processing is not redelivered to a second worker. Default
 	// a third of the consumer's AckWait.
 	ProgressInterval time.Duration
-	// HandlerTimeout bounds one mail's processing. Default 30s.
+	// HandlerTimeout bounds the handler's work for one mail (parsing the
+	// body, building the summary); DNS lookups have their own timeouts
+	// (Auth.Timeout). Default 30s.
 	HandlerTimeout time.Duration
 	// TextLimit caps the text kept per text part in a summary, in bytes.
 	// Default 64 KiB.

@@ -386,9 +386,14 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, env contract
 		return err
 	}
 	now := time.Now().UTC()
+	messageID := ""
+	if m, err := ParseMail(env, msg.Data()); err == nil {
+		messageID = m.MessageID
+	}
 	return w.publishOutcome(ctx, &contracts.Outcome{
 		Schema:      contracts.OutcomeSchema,
 		ID:          env.ID,
+		MessageID:   messageID,
 		Envelope:    env,
 		ReceivedAt:  env.ReceivedAt,
 		ProcessedAt: now,

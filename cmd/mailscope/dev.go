@@ -30,6 +30,12 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	keyBucketSet := false
+	fs.Visit(func(f *flag.Flag) { keyBucketSet = keyBucketSet || f.Name == "key-bucket" })
+	if c.DNSServer != "" && !keyBucketSet {
+		// --dns-server replaces the built-in key sources, the bucket too.
+		c.Provision.Names.KeyBucket = ""
+	}
 	if *exit && !*demo {
 		return usageError{fmt.Errorf("--exit-after-demo needs --demo")}
 	}

@@ -97,7 +97,7 @@ func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
 	fs.StringVar(dnsServer, "dns-server", "", "DNS servers (host:port, comma-separated, tried in order) for DKIM key lookups (default the system resolver)")
 	fs.IntVar(&c.Concurrency, "concurrency", 0, "mails processed at once (default 4 × GOMAXPROCS)")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 5, "deliveries before a transiently failing mail is dead-lettered")
-	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", 30*time.Second, "bound on one mail's processing")
+	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", 30*time.Second, "bound on the handler's work for one mail (parsing the body, building the summary)")
 	fs.StringVar(&c.Env, "env", "", "environment matched by env: rules (e.g. staging)")
 	fs.StringVar(&c.Name, "name", "", "worker name in outcomes (default the host name)")
 	fs.StringVar(&c.Auth.AuthServID, "authserv-id", "mailscope", "authserv-id of the Authentication-Results value")

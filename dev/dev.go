@@ -46,6 +46,9 @@ type Config struct {
 	// Worker is the worker configuration; its Auth.DNSServers is set from
 	// DNSServer or the key source. Env defaults to "dev".
 	Worker workers.Config
+	// Producer is the producer configuration; its addresses, names and
+	// logger are set from the fields above.
+	Producer producer.Config
 	// Provision is the provisioning configuration. Default: single node.
 	Provision provision.Config
 	// Logger for every part. Default slog.Default().
@@ -66,6 +69,8 @@ type System struct {
 	DNSServer string
 	// SMTPAddr and LMTPAddr are the producer's bound addresses.
 	SMTPAddr, LMTPAddr string
+	// Producer is the in-process producer.
+	Producer *producer.Producer
 	// Worker is the in-process worker.
 	Worker *workers.Worker
 	// Config is the effective configuration.
@@ -130,7 +135,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := producer.New(producer.Config{SMTPAddr: cfg.SMTPAddr, LMTPAddr: cfg.LMTPAddr, Names: cfg.Worker.Names, Logger: cfg.Logger}, pnc)
+	pcfg := cfg.Producer
+	pcfg.SMTPAddr, pcfg.LMTPAddr, pcfg.Names, pcfg.Logger = cfg.SMTPAddr, cfg.LMTPAddr, cfg.Worker.Names, cfg.Logger
+	p, err := producer.New(pcfg, pnc)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +145,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.SMTPAddr, s.LMTPAddr = p.Addr(false), p.Addr(true)
+	s.Producer = p
 
 	wnc, err := s.connect("mailscope-worker")
 	if err != nil {

@@ -31,6 +31,14 @@ type Config struct {
 	// ReadTimeout and WriteTimeout bound each network read and write.
 	// Defaults 5 minutes and 1 minute.
 	ReadTimeout, WriteTimeout time.Duration
+	// Batch configures group commit: the mails of concurrent
+	// transactions are stored as one atomic batch, sharing the server's
+	// fsync, and each transaction is answered once its batch is
+	// acknowledged (451 for every mail of a batch that failed). Default
+	// off (Batch.GroupCommit). The mail stream must allow atomic publish
+	// (AllowAtomicPublish), else mail is stored one by one, with a
+	// warning.
+	Batch Batching
 	// Names of the NATS objects; only MailSubject is used.
 	Names contracts.Names
 	// Logger for connection-level errors. Default slog.Default().
@@ -76,5 +84,9 @@ func (c Config) WithDefaults(maxPayload int64) Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Batch.Logger == nil {
+		c.Batch.Logger = c.Logger
+	}
+	c.Batch = c.Batch.withDefaults()
 	return c
 }

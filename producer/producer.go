@@ -33,7 +33,9 @@ func New(cfg Config, nc *nats.Conn) (*Producer, error) {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
 	cfg = cfg.WithDefaults(nc.MaxPayload())
-	return &Producer{cfg: cfg, pub: NewPublisher(js, cfg.Names.MailSubject, cfg.PublishTimeout), met: newMetrics()}, nil
+	pub := NewPublisher(js, cfg.Names.MailSubject, cfg.PublishTimeout)
+	pub.useBatching(cfg.Batch)
+	return &Producer{cfg: cfg, pub: pub, met: newMetrics()}, nil
 }
 
 // Config returns the effective configuration, defaults applied.

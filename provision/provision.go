@@ -46,6 +46,10 @@ type Config struct {
 	// AckWait is how long a worker may hold a mail before it is
 	// redelivered. Default 30 seconds.
 	AckWait time.Duration
+	// AtomicPublish lets the mail stream take atomic batches
+	// (AllowAtomicPublish), which the producer's group commit needs.
+	// Default off. See loadtest/README.md for when it pays.
+	AtomicPublish bool
 	// HeldMaxBytes caps the held-mail stream; when full, more held mail
 	// stays on the mail stream and is looked at again after HoldDelay.
 	// Default 1 GiB.
@@ -113,16 +117,17 @@ func (c Config) WithDefaults() Config {
 func (c Config) MailStream() jetstream.StreamConfig {
 	c = c.WithDefaults()
 	return jetstream.StreamConfig{
-		Name:        c.Names.MailStream,
-		Description: "incoming mail, raw RFC 5322 with the envelope in headers",
-		Subjects:    []string{c.Names.MailSubject},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardNew,
-		MaxBytes:    c.MailMaxBytes,
-		MaxMsgSize:  c.MaxMsgSize,
-		Replicas:    c.Replicas,
-		Duplicates:  c.DuplicateWindow,
+		Name:               c.Names.MailStream,
+		Description:        "incoming mail, raw RFC 5322 with the envelope in headers",
+		Subjects:           []string{c.Names.MailSubject},
+		Retention:          jetstream.WorkQueuePolicy,
+		Storage:            jetstream.FileStorage,
+		Discard:            jetstream.DiscardNew,
+		MaxBytes:           c.MailMaxBytes,
+		MaxMsgSize:         c.MaxMsgSize,
+		Replicas:           c.Replicas,
+		Duplicates:         c.DuplicateWindow,
+		AllowAtomicPublish: c.AtomicPublish,
 	}
 }
 

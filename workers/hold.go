@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,9 +39,7 @@ func priorAttempts(h nats.Header) int {
 // once.
 func copyMsg(msg jetstream.Msg, subject, mailID, tag string) (*nats.Msg, string) {
 	h := nats.Header{}
-	for k, v := range msg.Headers() {
-		h[k] = append([]string(nil), v...)
-	}
+	copyHeaders(h, msg.Headers())
 	var seq uint64
 	if md, err := msg.Metadata(); err == nil {
 		seq = md.Sequence.Stream
@@ -174,5 +173,17 @@ func (w *Worker) watchHeld(runCtx context.Context, msg jetstream.Msg) {
 				break wait
 			}
 		}
+	}
+}
+
+// copyHeaders copies the input's headers into h, less the server's atomic
+// batch headers: a message the producer stored in a batch carries them,
+// and a copy published with them would be refused as part of a batch.
+func copyHeaders(h, from nats.Header) {
+	for k, v := range from {
+		if strings.HasPrefix(k, "Nats-Batch-") {
+			continue
+		}
+		h[k] = append([]string(nil), v...)
 	}
 }

@@ -371,9 +371,7 @@ func encodeOutcome(out *contracts.Outcome, limit int) ([]byte, error) {
 // deadLetter stores the raw mail with the reason, then its outcome.
 func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, env contracts.Envelope, cause error, attempt int) error {
 	h := nats.Header{}
-	for k, v := range msg.Headers() {
-		h[k] = append([]string(nil), v...)
-	}
+	copyHeaders(h, msg.Headers())
 	reason := headerSafe(cause.Error())
 	h.Set(contracts.HeaderDeadReason, reason)
 	h.Set(contracts.HeaderDeadClass, ClassOf(cause).String())

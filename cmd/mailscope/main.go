@@ -27,6 +27,7 @@ type command struct {
 var commands = map[string]command{
 	"dev":       {"run everything in one process on an embedded nats-server", runDev},
 	"flags":     {"check rule text, list the flags and scopes, explain a mail (check, list, explain)", runFlags},
+	"loadtest":  {"drive a producer with concurrent SMTP/LMTP clients and follow every mail to its outcome", runLoadtest},
 	"provision": {"create or update the streams, consumer and flag bucket", runProvision},
 	"producer":  {"receive mail over SMTP and LMTP and put it on the stream", runProducer},
 	"worker":    {"verify, scope and process mail from the stream", runWorker},

@@ -1,0 +1,96 @@
+package loadtest_test
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/dev"
+	"github.com/mailscope/mailscope/loadtest"
+	"github.com/mailscope/mailscope/producer"
+	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/rules"
+)
+
+// TestGroupCommitThroughTheSystem runs the whole system with group commit
+// on: mail stored in atomic batches must reach its outcome on every path a
+// copy of it is made on: processed, dead-lettered (every 10th mail is not
+// a mail), and held by mail.pause then resumed. Checks correctness only.
+func TestGroupCommitThroughTheSystem(t *testing.T) {
+	sys, err := dev.Start(t.Context(), dev.Config{
+		DataDir: t.TempDir(), NATSPort: -1, SMTPAddr: "127.0.0.1:0", LMTPAddr: "127.0.0.1:0",
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Producer:  producer.Config{Batch: producer.Batching{GroupCommit: true, MinMsgs: 2}},
+		Provision: provision.Config{AtomicPublish: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sys.Close)
+	kv, err := sys.JS.KeyValue(t.Context(), "mail_flags")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hold every mail, then lift the pause once all are held.
+	if _, err := kv.PutString(t.Context(), rules.FlagPause, "default 0 on\n"); err != nil {
+		t.Fatal(err)
+	}
+	store := sys.Worker.Rules()
+	for store.Snapshot().RuleSet(rules.FlagPause) == nil {
+		select {
+		case <-store.Changed():
+		case <-time.After(wait):
+			t.Fatal("pause rule not loaded")
+		}
+	}
+
+	const clients, count, deadEvery = 16, 320, 10
+	type result struct {
+		rep loadtest.Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := loadtest.Run(t.Context(), loadtest.Config{
+			SMTPAddr: sys.SMTPAddr, Clients: clients, NATSURL: sys.URL,
+			Count: count, Size: 2 << 10, DeadEvery: deadEvery, Drain: wait,
+		})
+		done <- result{rep, err}
+	}()
+	healthy := count - count/deadEvery
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(wait)
+	for sys.Worker.Held() < min(healthy, 256) {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("only %d mails held", sys.Worker.Held())
+		}
+	}
+	if err := kv.Delete(t.Context(), rules.FlagPause); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := r.rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rep := r.rep
+	if rep.Accepted != count || rep.Missing != 0 || rep.Dispositions[string(contracts.Processed)] != healthy ||
+		rep.Dispositions[string(contracts.Dead)] != count/deadEvery {
+		t.Errorf("accepted %d, missing %d, dispositions %v", rep.Accepted, rep.Missing, rep.Dispositions)
+	}
+	st := sys.Producer.PublishStats()
+	if st.Batches == 0 || st.BatchedMails < 2 {
+		t.Errorf("no atomic batch stored (%+v): the test did not exercise group commit", st)
+	}
+	if st.Failed != 0 {
+		t.Errorf("%d batches failed", st.Failed)
+	}
+	t.Logf("group commit: %+v", st)
+}

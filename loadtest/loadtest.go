@@ -1,0 +1,252 @@
+// Package loadtest drives a running producer's SMTP and LMTP ports with
+// concurrent persistent connections, each sending mail after mail, and
+// follows every accepted mail to its outcome event on NATS. It reports
+// how many mails were accepted and refused (by reply code), the SMTP
+// latencies, the end-to-end latency from the end of DATA to the outcome,
+// the throughput, and the accepted mails whose outcome never came, which
+// must be none.
+//
+// A run is bounded: a count or a duration (or both), loopback addresses
+// unless AllowRemote, and a drain timeout for the outcomes.
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/mailscope/mailscope/contracts"
+)
+
+// run is one load test in progress.
+type run struct {
+	cfg   Config
+	token string    // in every Message-ID and recipient of this run
+	date  time.Time // Date header of every mail
+	start time.Time
+	stop  time.Time // sending stops here when cfg.Duration is set
+
+	issued atomic.Int64
+
+	mu          sync.Mutex
+	byID        map[string]*mail // by Message-ID, without brackets
+	byRcpt      map[string]*mail
+	sent        int
+	accepted    int
+	complete    int // accepted with an outcome
+	transport   int // errors without an SMTP reply
+	firstErr    error
+	duplicates  int // outcome events beyond the first for a mail
+	foreign     int // outcome events of this run naming no mail of it
+	undecodable int
+	lastOutcome time.Time
+	sendingDone bool
+	allIn       chan struct{} // closed once sending is done and every accepted mail has its outcome
+	allInClosed bool
+}
+
+// Run drives the producer as cfg says and returns the report. It returns
+// an error only when the run could not start (bad configuration, NATS
+// unreachable) or ctx ended it early, in which case the report covers
+// what was done. Whether the system behaved is the report's Err.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Report{}, err
+	}
+	r := &run{
+		cfg:    cfg,
+		token:  "lt" + strings.ToLower(nuid.Next()[12:]),
+		date:   time.Now(),
+		byID:   map[string]*mail{},
+		byRcpt: map[string]*mail{},
+		allIn:  make(chan struct{}),
+	}
+	var sub *nats.Subscription
+	if cfg.NATSURL != "" {
+		opts := append([]nats.Option{nats.Name("mailscope-loadtest"), nats.Timeout(cfg.Timeout)}, cfg.NATSOptions...)
+		nc, err := nats.Connect(cfg.NATSURL, opts...)
+		if err != nil {
+			return Report{}, fmt.Errorf("loadtest: connect to NATS at %s: %w", cfg.NATSURL, err)
+		}
+		defer nc.Close()
+		if sub, err = nc.Subscribe(cfg.OutcomePrefix+".>", r.outcome); err != nil {
+			return Report{}, fmt.Errorf("loadtest: subscribe to outcomes: %w", err)
+		}
+		// Outcome events can come fast; never drop one for a pending limit.
+		if err := sub.SetPendingLimits(-1, -1); err != nil {
+			return Report{}, fmt.Errorf("loadtest: %w", err)
+		}
+		// The subscription must be in place before the first mail.
+		if err := nc.FlushTimeout(cfg.Timeout); err != nil {
+			return Report{}, fmt.Errorf("loadtest: subscribe to outcomes: %w", err)
+		}
+	}
+
+	r.start = time.Now()
+	if cfg.Duration > 0 {
+		r.stop = r.start.Add(cfg.Duration)
+	}
+	var wg sync.WaitGroup
+	for i := range cfg.Clients + cfg.LMTPClients {
+		cl := &client{r: r, addr: cfg.SMTPAddr}
+		if i >= cfg.Clients {
+			cl.lmtp, cl.addr = true, cfg.LMTPAddr
+		}
+		wg.Go(func() { cl.loop(ctx) })
+	}
+	wg.Wait()
+	sendEnd := time.Now()
+
+	r.mu.Lock()
+	r.sendingDone = true
+	r.checkAllInLocked()
+	r.mu.Unlock()
+	drainStart := time.Now()
+	if sub != nil && ctx.Err() == nil {
+		t := time.NewTimer(cfg.Drain)
+		select {
+		case <-r.allIn:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		// Stop the callbacks before the report reads the table.
+		_ = sub.Unsubscribe()
+	}
+	rep := r.report(sendEnd, time.Since(drainStart), sub != nil)
+	return rep, ctx.Err()
+}
+
+// next claims the number of the next mail to send; false when the run is
+// over: Count reached, Duration passed, or ctx done.
+func (r *run) next(ctx context.Context) (int, bool) {
+	if !r.more(ctx) {
+		return 0, false
+	}
+	n := int(r.issued.Add(1))
+	if r.cfg.Count > 0 && n > r.cfg.Count {
+		return 0, false
+	}
+	return n, true
+}
+
+// more reports whether the run may still send mail, claiming nothing.
+func (r *run) more(ctx context.Context) bool {
+	return ctx.Err() == nil && (r.stop.IsZero() || time.Now().Before(r.stop)) &&
+		(r.cfg.Count == 0 || int(r.issued.Load()) < r.cfg.Count)
+}
+
+func (r *run) register(m *mail) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.byID[m.messageID] = m
+	r.byRcpt[m.rcpt] = m
+	r.sent++
+}
+
+func (r *run) dataEnd(m *mail, t time.Time) {
+	r.mu.Lock()
+	m.dataEnd = t
+	r.mu.Unlock()
+}
+
+// answered records the end of a transaction: err nil for 250, an
+// *smtp.SMTPError for a refusal, anything else for a transport error.
+func (r *run) answered(m *mail, t time.Time, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m.answered = t
+	if err == nil {
+		m.accepted = true
+		r.accepted++
+		if !m.outcomeAt.IsZero() { // the outcome beat the reply
+			r.complete++
+		}
+		return
+	}
+	m.failed = true
+	if code := replyCode(err); code != 0 {
+		m.code = code
+		return
+	}
+	r.transportLocked(err)
+}
+
+func (r *run) transportError(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.transportLocked(err)
+}
+
+func (r *run) transportLocked(err error) {
+	r.transport++
+	if r.firstErr == nil {
+		r.firstErr = err
+	}
+}
+
+// outcome takes one outcome event off the subscription.
+func (r *run) outcome(msg *nats.Msg) {
+	at := time.Now()
+	var o contracts.Outcome
+	err := json.Unmarshal(msg.Data, &o)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.undecodable++
+		return
+	}
+	m := r.byID[o.MessageID]
+	if m == nil && len(o.Envelope.RcptTo) > 0 {
+		m = r.byRcpt[o.Envelope.RcptTo[0]]
+	}
+	if m == nil {
+		// Another run's mail, or anyone else's, unless it carries this
+		// run's token.
+		if strings.Contains(o.MessageID, "."+r.token+"@") || (len(o.Envelope.RcptTo) > 0 && strings.Contains(o.Envelope.RcptTo[0], "@"+r.token+".")) {
+			r.foreign++
+		}
+		return
+	}
+	if !m.outcomeAt.IsZero() {
+		r.duplicates++
+		return
+	}
+	m.outcomeAt = at
+	m.disposition = string(o.Disposition)
+	m.dkim = contracts.ResultNone
+	if len(o.Auth.DKIM) > 0 {
+		m.dkim = o.Auth.DKIM[0].Result
+	}
+	r.lastOutcome = at
+	if m.accepted {
+		r.complete++
+		r.checkAllInLocked()
+	}
+}
+
+func (r *run) checkAllInLocked() {
+	if r.sendingDone && r.complete == r.accepted && !r.allInClosed {
+		close(r.allIn)
+		r.allInClosed = true
+	}
+}
+
+// replyCode returns the SMTP reply code of err, 0 when it has none.
+func replyCode(err error) int {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 0
+}

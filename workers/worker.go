@@ -133,10 +133,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		slog.String("consumer", w.cfg.Names.Consumer), slog.Int("concurrency", w.cfg.Concurrency))
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		if err := w.watchHeldMail(runCtx, heldCons); err != nil {
+			cancel(err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := checkConsumers(runCtx, cons, heldCons); err != nil {
 			cancel(err)
 		}
 	}()
@@ -176,6 +182,30 @@ func (w *Worker) Run(ctx context.Context) error {
 		return nil
 	}
 	return context.Cause(runCtx)
+}
+
+// consumerCheckInterval is how often a worker checks that its consumers
+// still exist: a pull iterator may only notice a deleted consumer through
+// missed heartbeats, much later.
+const consumerCheckInterval = 2 * time.Second
+
+// checkConsumers returns an error once one of the consumers is gone, or
+// nil when ctx ends.
+func checkConsumers(ctx context.Context, cs ...jetstream.Consumer) error {
+	t := time.NewTicker(consumerCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for _, c := range cs {
+			if _, err := c.Info(ctx); errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return fmt.Errorf("worker: consumer %s: %w", c.CachedInfo().Name, err)
+			}
+		}
+	}
 }
 
 // fatalConsumeError reports whether a consumer iterator error means the

@@ -116,18 +116,26 @@ func (c Config) WithDefaults() Config {
 // dropping stored mail.
 func (c Config) MailStream() jetstream.StreamConfig {
 	c = c.WithDefaults()
+	sc := workStream(c, c.Names.MailStream, "incoming mail, raw RFC 5322 with the envelope in headers", c.Names.MailSubject, c.MailMaxBytes)
+	sc.AllowAtomicPublish = c.AtomicPublish
+	return sc
+}
+
+// workStream is the shape of both mail streams: a work queue (a mail
+// leaves it when acknowledged) on file storage that refuses new mail
+// when full (DiscardNew) rather than dropping stored mail.
+func workStream(c Config, name, description, subject string, maxBytes int64) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:               c.Names.MailStream,
-		Description:        "incoming mail, raw RFC 5322 with the envelope in headers",
-		Subjects:           []string{c.Names.MailSubject},
-		Retention:          jetstream.WorkQueuePolicy,
-		Storage:            jetstream.FileStorage,
-		Discard:            jetstream.DiscardNew,
-		MaxBytes:           c.MailMaxBytes,
-		MaxMsgSize:         c.MaxMsgSize,
-		Replicas:           c.Replicas,
-		Duplicates:         c.DuplicateWindow,
-		AllowAtomicPublish: c.AtomicPublish,
+		Name:        name,
+		Description: description,
+		Subjects:    []string{subject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    maxBytes,
+		MaxMsgSize:  c.MaxMsgSize,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
 	}
 }
 
@@ -137,14 +145,20 @@ func (c Config) MailStream() jetstream.StreamConfig {
 // ever dropped by the server without a dead letter.
 func (c Config) Consumer() jetstream.ConsumerConfig {
 	c = c.WithDefaults()
+	return workConsumer(c, c.Names.Consumer, "mailscope workers", c.Names.MailSubject, c.MaxAckPending)
+}
+
+// workConsumer is the shape of both work consumers: durable, pulled,
+// explicitly acknowledged, never dropping a mail on its own.
+func workConsumer(c Config, durable, description, subject string, maxAckPending int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       c.Names.Consumer,
-		Description:   "mailscope workers",
+		Durable:       durable,
+		Description:   description,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
 		MaxDeliver:    -1,
-		MaxAckPending: c.MaxAckPending,
-		FilterSubject: c.Names.MailSubject,
+		MaxAckPending: maxAckPending,
+		FilterSubject: subject,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 }
@@ -153,18 +167,7 @@ func (c Config) Consumer() jetstream.ConsumerConfig {
 // queue like the mail stream, with limits of its own.
 func (c Config) HeldStream() jetstream.StreamConfig {
 	c = c.WithDefaults()
-	return jetstream.StreamConfig{
-		Name:        c.Names.HeldStream,
-		Description: "mail held by mail.pause, until the pause lifts",
-		Subjects:    []string{c.Names.HeldSubject},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardNew,
-		MaxBytes:    c.HeldMaxBytes,
-		MaxMsgSize:  c.MaxMsgSize,
-		Replicas:    c.Replicas,
-		Duplicates:  c.DuplicateWindow,
-	}
+	return workStream(c, c.Names.HeldStream, "mail held by mail.pause, until the pause lifts", c.Names.HeldSubject, c.HeldMaxBytes)
 }
 
 // HeldConsumer returns the configuration of the durable consumer of held
@@ -173,16 +176,7 @@ func (c Config) HeldStream() jetstream.StreamConfig {
 // is not counted as queue depth by an autoscaler reading that consumer.
 func (c Config) HeldConsumer() jetstream.ConsumerConfig {
 	c = c.WithDefaults()
-	return jetstream.ConsumerConfig{
-		Durable:       c.Names.HeldConsumer,
-		Description:   "mailscope workers watching mail held by mail.pause",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: c.HeldMaxAckPending,
-		FilterSubject: c.Names.HeldSubject,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
+	return workConsumer(c, c.Names.HeldConsumer, "mailscope workers watching mail held by mail.pause", c.Names.HeldSubject, c.HeldMaxAckPending)
 }
 
 // OutcomeStream returns the configuration of the outcome event stream.

@@ -1,0 +1,95 @@
+package provision_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/embedded"
+	"github.com/mailscope/mailscope/provision"
+)
+
+func jetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// TestRunIdempotent provisions twice, the second time with changed
+// settings, and checks what the server holds.
+func TestRunIdempotent(t *testing.T) {
+	js := jetStream(t)
+	ctx := t.Context()
+	if err := provision.Run(ctx, js, provision.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := provision.Run(ctx, js, provision.Config{AtomicPublish: true, AckWait: time.Minute,
+		Names: contracts.Names{KeyBucket: "mail_dkim_keys"}}); err != nil {
+		t.Fatalf("second run with changed settings: %v", err)
+	}
+	n := contracts.DefaultNames()
+	for _, c := range []struct {
+		stream, subject string
+		retention       jetstream.RetentionPolicy
+		discard         jetstream.DiscardPolicy
+		atomic          bool
+	}{
+		{n.MailStream, n.MailSubject, jetstream.WorkQueuePolicy, jetstream.DiscardNew, true},
+		{n.HeldStream, n.HeldSubject, jetstream.WorkQueuePolicy, jetstream.DiscardNew, false},
+		{n.OutcomeStream, n.OutcomePrefix + ".>", jetstream.LimitsPolicy, jetstream.DiscardOld, false},
+		{n.DeadStream, n.DeadSubject, jetstream.LimitsPolicy, jetstream.DiscardOld, false},
+	} {
+		s, err := js.Stream(ctx, c.stream)
+		if err != nil {
+			t.Fatalf("stream %s: %v", c.stream, err)
+		}
+		cfg := s.CachedInfo().Config
+		if len(cfg.Subjects) != 1 || cfg.Subjects[0] != c.subject || cfg.Retention != c.retention ||
+			cfg.Discard != c.discard || cfg.Storage != jetstream.FileStorage || cfg.AllowAtomicPublish != c.atomic {
+			t.Errorf("stream %s: %+v", c.stream, cfg)
+		}
+	}
+	for stream, name := range map[string]string{n.MailStream: n.Consumer, n.HeldStream: n.HeldConsumer} {
+		cons, err := js.Consumer(ctx, stream, name)
+		if err != nil {
+			t.Fatalf("consumer %s: %v", name, err)
+		}
+		cfg := cons.CachedInfo().Config
+		if cfg.AckPolicy != jetstream.AckExplicitPolicy || cfg.MaxDeliver != -1 || cfg.AckWait != time.Minute {
+			t.Errorf("consumer %s: %+v", name, cfg)
+		}
+	}
+	for _, b := range []string{n.FlagsBucket, n.StatusBucket, "mail_dkim_keys"} {
+		if _, err := js.KeyValue(ctx, b); err != nil {
+			t.Errorf("bucket %s: %v", b, err)
+		}
+	}
+}
+
+// TestNoKeyBucketUnlessAsked: the staging key bucket is never created by
+// default.
+func TestNoKeyBucketUnlessAsked(t *testing.T) {
+	js := jetStream(t)
+	if err := provision.Run(t.Context(), js, provision.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.KeyValue(t.Context(), "mail_dkim_keys"); err == nil {
+		t.Error("a key bucket exists without being asked for")
+	}
+}

@@ -55,12 +55,13 @@ func TestPauseDoesNotStallOtherMail(t *testing.T) {
 
 // TestAttemptsSurviveAHold: the attempts a mail used before it was held
 // still count after it resumes (Mailscope-Prior-Attempts), so a pause
-// neither adds attempts nor forgives them; and a mail delivered past the
-// attempt limit without an outcome (it crashed or stalled a worker) is
-// dead-lettered without being processed again.
+// neither adds attempts nor forgives them; a DNS outage on the last
+// attempt holds the mail instead of failing it; and a mail delivered far
+// past the attempt limit without an outcome (it crashed or stalled
+// workers) is dead-lettered without being processed again.
 func TestAttemptsSurviveAHold(t *testing.T) {
 	b := setup(t, workers.Config{MaxAttempts: 3, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
-		Auth: auth.Config{Timeout: 50 * time.Millisecond, Retries: -1}})
+		HoldDelay: 20 * time.Millisecond, Auth: auth.Config{Timeout: 50 * time.Millisecond, Retries: -1}})
 	k := newKey(t, "ed25519", b.keys, "slow", "example.com")
 	name := testkit.DNSName("slow", "example.com")
 	b.keys.SetFault(name, keyserver.FaultTimeout)
@@ -78,24 +79,54 @@ func TestAttemptsSurviveAHold(t *testing.T) {
 	}
 
 	// Two attempts used before the hold: this delivery is the last one,
-	// so the DNS temperror is recorded and the mail processed, after one
-	// lookup instead of three.
+	// so after one delivery (not three) DNS not answering holds the mail;
+	// it is processed, at attempt 3, once DNS answers.
 	publish("prior@example.org", "2")
-	o := b.outcomes.first(t, "prior@example.org")
-	if o.Disposition != contracts.Processed || o.Attempt != 3 || o.Auth.DKIM[0].Result != contracts.ResultTempError {
-		t.Errorf("%s at attempt %d, DKIM %+v: want processed at attempt 3 with a temperror", o.Disposition, o.Attempt, o.Auth.DKIM)
+	waitFor(t, "the mail to wait held for DNS", func() bool { return b.sys.Worker.Held() == 1 })
+	cons, err := b.sys.JS.Consumer(t.Context(), "MAIL", "workers")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := b.keys.Queries(name); n != 1 {
-		t.Errorf("%d key lookups; the two attempts before the hold must count", n)
+	ci, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.Delivered.Consumer != 1 {
+		t.Errorf("%d deliveries before the hold; the two attempts before it must count", ci.Delivered.Consumer)
+	}
+	b.keys.SetFault(name, keyserver.FaultNone)
+	o := b.outcomes.first(t, "prior@example.org")
+	if o.Disposition != contracts.Processed || o.Attempt != 3 || o.Auth.DKIM[0].Result != contracts.ResultPass {
+		t.Errorf("%s at attempt %d, DKIM %+v: want processed at attempt 3 with a pass", o.Disposition, o.Attempt, o.Auth.DKIM)
 	}
 
-	// Three used: this delivery is past the limit.
-	publish("poison@example.org", "3")
+	// Six used: this delivery is far past the limit (twice MaxAttempts),
+	// so it is dead-lettered without being processed.
+	publish("poison@example.org", "6")
 	o = b.outcomes.first(t, "poison@example.org")
-	if o.Disposition != contracts.Dead || o.Attempt != 4 || !strings.Contains(o.Reason, "past the attempt limit") {
+	if o.Disposition != contracts.Dead || o.Attempt != 7 || !strings.Contains(o.Reason, "past the attempt limit") {
 		t.Errorf("%s at attempt %d (%s), want dead past the limit", o.Disposition, o.Attempt, o.Reason)
 	}
-	if n := b.keys.Queries(name); n != 1 {
-		t.Errorf("%d key lookups; a mail past the limit must not be processed", n)
+	if len(o.Auth.DKIM) != 0 || len(o.Flags) != 0 {
+		t.Errorf("a mail past the limit was processed: auth %+v flags %+v", o.Auth, o.Flags)
+	}
+}
+
+// TestPauseWithVerifiedException: "pause everyone but our verified
+// partner" holds the others and lets the partner's signed mail through.
+func TestPauseWithVerifiedException(t *testing.T) {
+	b := setup(t, workers.Config{})
+	b.putRules(t, rules.FlagPause, "dkim:example.com 10 off\ndefault 0 on\n")
+	b.sendSMTP(t, mail(t, "partner@example.org", "signed", b.rsaKey, "example.com", "s1"), "partner@example.org")
+	o := b.outcomes.first(t, "partner@example.org")
+	if o.Disposition != contracts.Processed {
+		t.Errorf("partner's mail: %s", o.Disposition)
+	}
+	wantRule(t, o, rules.FlagPause, "false", 1)
+	b.sendSMTP(t, mail(t, "other@example.org", "unsigned", nil, "", ""), "other@example.org")
+	waitFor(t, "the unsigned mail to be held", func() bool { return b.sys.Worker.Held() == 1 })
+	b.putRules(t, rules.FlagPause, "dkim:example.com 10 off\n")
+	if o := b.outcomes.first(t, "other@example.org"); o.Disposition != contracts.Processed {
+		t.Errorf("other mail after the pause: %s", o.Disposition)
 	}
 }

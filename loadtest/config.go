@@ -51,7 +51,8 @@ type Config struct {
 	OutcomePrefix string
 
 	// Count is how many mails are sent in all, shared by every client.
-	// Default 100 when Duration is not set; at most MaxCount.
+	// Default 100 when Duration is not set (the loadtest command's
+	// --count defaults to 1000); at most MaxCount.
 	Count int
 	// Duration, when set, stops sending once it has passed (or once
 	// Count mails are sent, if Count is set too). At most MaxDuration.

@@ -50,8 +50,9 @@ import (
 // publish (error 10174), an incomplete batch on one with it.
 
 // Batching configures the group commit of concurrent publishes. The zero
-// value is group commit with the defaults below, which measured best on
-// a single-node server with sync_interval always (see loadtest/README.md).
+// value is group commit off; with GroupCommit set, the defaults below
+// measured best on a single-node server with sync_interval always (see
+// loadtest/README.md).
 type Batching struct {
 	// GroupCommit turns group commit on. Default off: every mail is
 	// published on its own (one fsync each with sync_interval always).

@@ -28,8 +28,8 @@ type Publisher struct {
 	timeout time.Duration
 	tries   int
 
-	// batch, when set, group-commits concurrent publishes. The producer
-	// sets it once, on its first mail (see session.publisher).
+	// batch, when set, group-commits concurrent publishes. It is set once
+	// (useBatching), by New for a producer with Batch.GroupCommit.
 	batch     atomic.Pointer[batcher]
 	batchOnce sync.Once
 	stats     publishCounters

@@ -285,17 +285,41 @@ func (s *Store) reload(ctx context.Context, entries map[string]jetstream.KeyValu
 		}
 		s.apply(e)
 		if _, bad := s.bad[e.Key()]; bad {
-			if _, kept := s.good[e.Key()]; !kept {
-				if rs := s.lastGood(ctx, e.Key(), e.Revision()); rs != nil {
-					s.good[e.Key()] = rs
-					s.log.Error("rules: bad flag rules; keeping the last good revision from the key's history",
-						"flag", e.Key(), "revision", e.Revision(), "kept_revision", rs.Revision)
-				}
+			// The key's last good revision is in its history; what this
+			// Store kept may be older (it was away) or absent (it just
+			// started), and every worker must keep the same one.
+			kept := s.good[e.Key()]
+			rs := s.lastGood(ctx, e.Key(), e.Revision())
+			switch {
+			case rs == nil && kept != nil && s.deletedSince(ctx, e.Key(), kept.Revision, e.Revision()):
+				delete(s.good, e.Key())
+			case rs != nil && (kept == nil || rs.Revision > kept.Revision):
+				s.good[e.Key()] = rs
+				s.log.Error("rules: bad flag rules; keeping the last good revision from the key's history",
+					"flag", e.Key(), "revision", e.Revision(), "kept_revision", rs.Revision)
 			}
 		}
 	}
 	s.publish()
 	s.ready.Store(true)
+}
+
+// deletedSince reports whether key was deleted or purged between the
+// revisions from and to (exclusive): then the flag had no rules before
+// its current bad value.
+func (s *Store) deletedSince(ctx context.Context, key string, from, to uint64) bool {
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	hist, err := s.kv.History(hctx, key)
+	if err != nil {
+		return false
+	}
+	for _, e := range hist {
+		if e.Revision() > from && e.Revision() < to && e.Operation() != jetstream.KeyValuePut {
+			return true
+		}
+	}
+	return false
 }
 
 // lastGood returns the newest revision of key older than rev whose value

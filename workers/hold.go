@@ -51,7 +51,7 @@ func copyMsg(msg jetstream.Msg, subject, mailID, tag string) (*nats.Msg, string)
 }
 
 // park moves a held mail to the held subject, then acknowledges it.
-func (w *Worker) park(ctx context.Context, msg jetstream.Msg, env contracts.Envelope, attempt int) error {
+func (w *Worker) park(ctx context.Context, msg jetstream.Msg, env contracts.Envelope, attempt int, why error) error {
 	m, id := copyMsg(msg, w.cfg.Names.HeldSubject, env.ID, "held")
 	m.Header.Set(contracts.HeaderPriorAttempts, strconv.Itoa(attempt-1))
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -59,8 +59,10 @@ func (w *Worker) park(ctx context.Context, msg jetstream.Msg, env contracts.Enve
 	if _, err := w.js.PublishMsg(pctx, m, jetstream.WithMsgID(id)); err != nil {
 		return err
 	}
-	w.log.Info("mail held by mail.pause", slog.String("id", env.ID))
-	if err := msg.Ack(); err != nil {
+	w.log.Info("mail held", slog.String("id", env.ID), slog.Any("reason", why))
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
 		w.log.Warn("ack of a parked mail failed; it will be parked again (deduplicated)", slog.String("id", env.ID), slog.Any("err", err))
 	}
 	return nil
@@ -76,7 +78,9 @@ func (w *Worker) resume(ctx context.Context, msg jetstream.Msg, env contracts.En
 		return err
 	}
 	w.log.Info("held mail resumed", slog.String("id", env.ID))
-	if err := msg.Ack(); err != nil {
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
 		w.log.Warn("ack of a resumed mail failed; it will be resumed again (deduplicated)", slog.String("id", env.ID), slog.Any("err", err))
 	}
 	return nil
@@ -122,11 +126,14 @@ func (w *Worker) watchHeldMail(ctx context.Context, cons jetstream.Consumer) err
 	return nil
 }
 
-// stillHeld reports whether mail.pause holds the mail under the current
-// rules.
+// stillHeld reports whether the mail must stay held under the current
+// rules: mail.pause holds it, or DNS still does not answer (a transient
+// failure while held keeps it held rather than releasing it to spend its
+// attempts). It is looked at as on its last attempt, so a DNS temperror
+// reads as held.
 func (w *Worker) stillHeld(ctx context.Context, env contracts.Envelope, raw []byte) bool {
-	_, err := w.pipe.Process(ctx, w.store.Snapshot(), env, raw, 1)
-	return ClassOf(err) == Held
+	_, err := w.pipe.Process(ctx, w.store.Snapshot(), env, raw, w.cfg.MaxAttempts)
+	return err != nil && ClassOf(err) != Malformed
 }
 
 // watchHeld keeps one held mail in flight until the pause no longer

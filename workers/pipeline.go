@@ -55,10 +55,11 @@ func (p *Pipeline) Process(ctx context.Context, snap *rules.Snapshot, env contra
 	}
 	facts := p.newFacts(m)
 	// mail.pause is looked at first, on the facts known before
-	// authentication: held mail needs no DNS, so a DNS outage can never
-	// fail it. (A pause rule with dkim: or trust: terms holds the mail
-	// after verification, below.)
-	if snap.Eval(rules.FlagPause, facts).Bool() {
+	// authentication, so that held mail needs no DNS and a DNS outage can
+	// never fail it; unless a pause rule has dkim: or trust: terms, whose
+	// facts do not exist yet (an exception for a verified partner): then
+	// it is decided after verification, below.
+	if !usesAuthFacts(snap.RuleSet(rules.FlagPause)) && snap.Eval(rules.FlagPause, facts).Bool() {
 		return nil, errHeld
 	}
 	out = &contracts.Outcome{
@@ -126,15 +127,15 @@ func (p *Pipeline) newFacts(m *Mail) *rules.Facts {
 // lookup at all happens), then sets the dkim: and trust: facts. dkim: and
 // trust: scopes are false in the rules consulted before the facts they
 // need exist. A DKIM temperror is a Transient error, so the mail is
-// retried later, except on the last attempt (final): then the mail is
-// processed with the temperror recorded and those signatures not counted
-// as passing; a DNS outage never fails a mail for good. A DMARC temperror
+// retried later; on the last attempt (final) it is a Held error: the mail
+// waits with the held mail until DNS answers, so that no rule decides on
+// half-known authentication and a DNS outage never fails a mail for good. A DMARC temperror
 // is only recorded: the policy is information, not a verdict on the mail.
 // record receives each flag decision made here.
 func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Mail, facts *rules.Facts, record func(rules.Decision) rules.Decision, final bool) (contracts.Auth, error) {
 	var res auth.Result
 	var dmarc *contracts.DMARCPolicy
-	skipped, note := "", ""
+	skipped := ""
 	if record(snap.Eval(rules.FlagDKIMVerify, facts)).Bool() {
 		var err error
 		res, err = p.verifier.Verify(ctx, m.Raw)
@@ -145,7 +146,10 @@ func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Ma
 			if !final {
 				return contracts.Auth{}, transient("dkim temperror: %s", tempReasons(res))
 			}
-			note = "dkim temperror on the last attempt; processed with it recorded: " + tempReasons(res)
+			// Out of attempts, still no answer: no rule may decide on
+			// half-known authentication, and a DNS outage must not fail
+			// the mail. It waits with the held mail until DNS answers.
+			return contracts.Auth{}, &classError{Held, fmt.Errorf("dkim temperror on the last attempt, waiting for DNS: %s", tempReasons(res))}
 		}
 		dmarc = p.verifier.DMARC(ctx, m.FromDomain)
 	} else {
@@ -170,7 +174,11 @@ func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Ma
 	}
 	trust := auth.Trust(res, m.FromDomain, p.cfg.Auth.Alignment(), strongFor)
 	if strongDec == nil {
-		dec := snap.Eval(rules.FlagDKIMStrong, facts)
+		// No aligned pass: decided as for a mail without one, so the
+		// record cannot claim "true" while the trust is not strong.
+		none := &rules.Facts{Headers: facts.Headers, Rcpts: facts.Rcpts, From: facts.From,
+			DKIMKnown: true, Env: facts.Env, Release: facts.Release}
+		dec := snap.Eval(rules.FlagDKIMStrong, none)
 		strongDec = &dec
 	}
 	record(*strongDec)
@@ -182,12 +190,27 @@ func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Ma
 		Trust:                 trust,
 		AuthenticationResults: auth.AuthenticationResults(p.authServID(), res, skipped),
 		DMARC:                 dmarc,
-		Note:                  note,
 	}
 	if res.CapHit {
-		a.Note = strings.TrimPrefix(a.Note+"; ", "; ") + fmt.Sprintf("more than %d signatures; only the first %d verified", len(res.Signatures), len(res.Signatures))
+		a.Note = fmt.Sprintf("more than %d signatures; only the first %d verified", len(res.Signatures), len(res.Signatures))
 	}
 	return a, nil
+}
+
+// usesAuthFacts reports whether any rule of rs has a dkim: or trust:
+// term.
+func usesAuthFacts(rs *rules.RuleSet) bool {
+	if rs == nil {
+		return false
+	}
+	for _, r := range rs.Rules {
+		for _, term := range strings.Split(r.ScopeText, "&") {
+			if strings.HasPrefix(term, "dkim:") || strings.HasPrefix(term, "trust:") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // decisionOf turns a rules decision into its outcome record.

@@ -78,9 +78,18 @@ type walker struct {
 }
 
 func (w *walker) truncate(why string) {
-	if w.s.Truncated == "" {
-		w.s.Truncated = why
+	w.s.Truncated = joinReasons(w.s.Truncated, why)
+}
+
+// joinReasons appends why to reasons, once.
+func joinReasons(reasons, why string) string {
+	switch {
+	case reasons == "":
+		return why
+	case strings.Contains(reasons, why):
+		return reasons
 	}
+	return reasons + "; " + why
 }
 
 func (w *walker) walk(e *message.Entity, depth int) {
@@ -107,11 +116,11 @@ func (w *walker) walk(e *message.Entity, depth int) {
 			if err != nil && w.s.ParseError == "" {
 				w.s.ParseError = err.Error()
 			}
-			w.walk(p, depth+1)
 			if w.parts >= MaxParts {
 				w.truncate(fmt.Sprintf("more than %d parts; the rest not listed", MaxParts))
 				return
 			}
+			w.walk(p, depth+1)
 		}
 	}
 	w.parts++
@@ -124,8 +133,7 @@ func (w *walker) walk(e *message.Entity, depth int) {
 	name, _ := ah.Filename()
 	if strings.HasPrefix(ct, "text/") && disp != "attachment" && name == "" {
 		if w.textBudget <= 0 {
-			w.truncate(fmt.Sprintf("text beyond %d bytes in all not kept", 4*w.textLimit))
-			w.s.Attachments = append(w.s.Attachments, attachment("", ct, e.Body))
+			w.truncate(fmt.Sprintf("text parts beyond %d bytes in all not kept", 4*w.textLimit))
 			return
 		}
 		tp := readText(ct, e.Body, min(w.textLimit, w.textBudget))

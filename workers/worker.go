@@ -72,8 +72,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: flag bucket %s: %w", w.cfg.Names.FlagsBucket, err)
 	}
+	// Everything Run starts ends with it, also when it fails.
+	storeCtx, stopStore := context.WithCancel(ctx)
+	defer stopStore()
 	w.store = rules.NewStore(kv, w.log)
-	if err := w.store.Start(ctx); err != nil {
+	if err := w.store.Start(storeCtx); err != nil {
 		return fmt.Errorf("worker: load flag rules: %w", err)
 	}
 	// A KV watcher notices a restarted server only after missing
@@ -127,7 +130,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Warn("no status bucket; status not reported (run mailscope provision)",
 			slog.String("bucket", w.cfg.Names.StatusBucket), slog.Any("err", err))
 	} else {
-		go w.reportStatus(runCtx, skv, w.store)
+		statusDone := make(chan struct{})
+		go func() {
+			defer close(statusDone)
+			w.reportStatus(runCtx, skv, w.store)
+		}()
+		defer func() { cancel(nil); <-statusDone }()
 	}
 	w.log.Info("worker taking mail", slog.String("stream", w.cfg.Names.MailStream),
 		slog.String("consumer", w.cfg.Names.Consumer), slog.Int("concurrency", w.cfg.Concurrency))
@@ -187,21 +195,28 @@ func (w *Worker) Run(ctx context.Context) error {
 // consumerCheckInterval is how often a worker checks that its consumers
 // still exist: a pull iterator may only notice a deleted consumer through
 // missed heartbeats, much later.
-const consumerCheckInterval = 2 * time.Second
+const consumerCheckInterval = 10 * time.Second
 
-// checkConsumers returns an error once one of the consumers is gone, or
-// nil when ctx ends.
+// checkConsumers returns an error once one of the consumers is gone (not
+// found twice in a row, so that a moment of a cluster electing a leader
+// does not restart the fleet), or nil when ctx ends.
 func checkConsumers(ctx context.Context, cs ...jetstream.Consumer) error {
 	t := time.NewTicker(consumerCheckInterval)
 	defer t.Stop()
+	missing := make([]int, len(cs))
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		for _, c := range cs {
-			if _, err := c.Info(ctx); errors.Is(err, jetstream.ErrConsumerNotFound) {
+		for i, c := range cs {
+			_, err := c.Info(ctx)
+			if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				missing[i] = 0
+				continue
+			}
+			if missing[i]++; missing[i] >= 2 {
 				return fmt.Errorf("worker: consumer %s: %w", c.CachedInfo().Name, err)
 			}
 		}
@@ -241,11 +256,14 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 	case err != nil:
 		err = malformed("%v", err)
 		env = partialEnvelope(msg)
-	case attempt > w.cfg.MaxAttempts:
-		// Past the limit before processing: the mail was delivered again
-		// without an outcome, so an earlier attempt crashed or stalled its
-		// worker. Processing it again could take down another one.
-		err = transient("delivery %d is past the attempt limit (%d) without an outcome; dead-lettered unprocessed, as a mail that crashes or stalls workers", attempt, w.cfg.MaxAttempts)
+	case attempt > 2*w.cfg.MaxAttempts:
+		// Far past the limit before processing: the mail keeps being
+		// delivered without ever reaching an outcome or a retry decision,
+		// so its attempts crash or stall their workers. Processing it
+		// again could take down another one. (The slack of a second
+		// MaxAttempts absorbs redeliveries that were no attempt: a lost
+		// ack, a shutdown, a park that failed.)
+		err = transient("delivery %d is far past the attempt limit (%d) without an outcome; dead-lettered unprocessed, as a mail that crashes or stalls workers", attempt, w.cfg.MaxAttempts)
 	default:
 		out, err = w.pipe.Process(ctx, w.store.Snapshot(), env, msg.Data(), attempt)
 	}
@@ -299,7 +317,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, env contracts.En
 	w.met.failure(ctx, ClassOf(err).String(), act.String())
 	switch act {
 	case actHold:
-		if perr := w.park(ctx, msg, env, attempt); perr != nil {
+		if perr := w.park(ctx, msg, env, attempt, err); perr != nil {
 			log.Warn("held mail not parked; will look again", slog.Any("err", perr))
 			nak(log, msg, w.cfg.HoldDelay)
 		}
@@ -388,7 +406,7 @@ func encodeOutcome(out *contracts.Outcome, limit int) ([]byte, error) {
 	size := len(data)
 	s := *out.Summary
 	s.TextParts = []contracts.TextPart{}
-	s.Truncated = fmt.Sprintf("outcome of %d bytes over the %d-byte limit: text parts dropped", size, limit)
+	s.Truncated = joinReasons(s.Truncated, fmt.Sprintf("outcome of %d bytes over the %d-byte limit: text parts dropped", size, limit))
 	out.Summary = &s
 	if data, err = encode(); err != nil || len(data) <= limit {
 		return data, err

@@ -276,3 +276,32 @@ func senderBucket(flag, from string) uint64 {
 	}
 	return h % 10000
 }
+
+// UsesDKIM reports whether the rule's scope has a dkim: term.
+func (r Rule) UsesDKIM() bool { return r.scope.has(kindDKIM) }
+
+// UsesTrust reports whether the rule's scope has a trust: term.
+func (r Rule) UsesTrust() bool { return r.scope.has(kindTrust) }
+
+// UsesAuthFacts reports whether any rule of rs has a dkim: or trust:
+// term, whose facts exist only after verification. A nil rs has none.
+func (rs *RuleSet) UsesAuthFacts() bool {
+	if rs == nil {
+		return false
+	}
+	for _, r := range rs.Rules {
+		if r.UsesDKIM() || r.UsesTrust() {
+			return true
+		}
+	}
+	return false
+}
+
+func (sc scope) has(k termKind) bool {
+	for _, t := range sc.terms {
+		if t.kind == k {
+			return true
+		}
+	}
+	return false
+}

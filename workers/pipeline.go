@@ -59,7 +59,7 @@ func (p *Pipeline) Process(ctx context.Context, snap *rules.Snapshot, env contra
 	// never fail it; unless a pause rule has dkim: or trust: terms, whose
 	// facts do not exist yet (an exception for a verified partner): then
 	// it is decided after verification, below.
-	if !usesAuthFacts(snap.RuleSet(rules.FlagPause)) && snap.Eval(rules.FlagPause, facts).Bool() {
+	if !snap.RuleSet(rules.FlagPause).UsesAuthFacts() && snap.Eval(rules.FlagPause, facts).Bool() {
 		return nil, errHeld
 	}
 	out = &contracts.Outcome{
@@ -195,22 +195,6 @@ func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Ma
 		a.Note = fmt.Sprintf("more than %d signatures; only the first %d verified", len(res.Signatures), len(res.Signatures))
 	}
 	return a, nil
-}
-
-// usesAuthFacts reports whether any rule of rs has a dkim: or trust:
-// term.
-func usesAuthFacts(rs *rules.RuleSet) bool {
-	if rs == nil {
-		return false
-	}
-	for _, r := range rs.Rules {
-		for _, term := range strings.Split(r.ScopeText, "&") {
-			if strings.HasPrefix(term, "dkim:") || strings.HasPrefix(term, "trust:") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // decisionOf turns a rules decision into its outcome record.

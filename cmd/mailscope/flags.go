@@ -87,7 +87,7 @@ func flagsCheck(args []string, out io.Writer) error {
 		return errInvalid
 	}
 	for _, r := range rs.Rules {
-		if warn := neverMatches(name, r.ScopeText); warn != "" {
+		if warn := neverMatches(name, r); warn != "" {
 			fmt.Fprintf(os.Stderr, "%s: line %d: warning: %s\n", label, r.Line, warn)
 		}
 	}
@@ -106,17 +106,15 @@ func flagsCheck(args []string, out io.Writer) error {
 	return nil
 }
 
-// neverMatches explains why a scope can never match in rules for flag,
-// or returns "": dkim: and trust: facts do not exist yet when
+// neverMatches explains why rule r can never match in the rules for
+// flag, or returns "": dkim: and trust: facts do not exist yet when
 // mail.dkim.verify is decided, nor trust: when mail.auth.dkim_strong is.
-func neverMatches(flag, scope string) string {
-	for _, term := range strings.Split(scope, "&") {
-		switch {
-		case flag == rules.FlagDKIMVerify && (strings.HasPrefix(term, "dkim:") || strings.HasPrefix(term, "trust:")):
-			return fmt.Sprintf("%q never matches in %s: it is decided before verification", term, flag)
-		case flag == rules.FlagDKIMStrong && strings.HasPrefix(term, "trust:"):
-			return fmt.Sprintf("%q never matches in %s: it decides the trust level", term, flag)
-		}
+func neverMatches(flag string, r rules.Rule) string {
+	switch {
+	case flag == rules.FlagDKIMVerify && (r.UsesDKIM() || r.UsesTrust()):
+		return fmt.Sprintf("scope %q never matches in %s: it is decided before verification", r.ScopeText, flag)
+	case flag == rules.FlagDKIMStrong && r.UsesTrust():
+		return fmt.Sprintf("scope %q never matches in %s: it decides the trust level", r.ScopeText, flag)
 	}
 	return ""
 }

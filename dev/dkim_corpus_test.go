@@ -26,6 +26,7 @@ import (
 	"github.com/mailscope/mailscope/producer"
 	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/testkit"
 	"github.com/mailscope/mailscope/workers"
 )
@@ -313,7 +314,7 @@ func TestDKIMCorpus(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			o := b.outcomes.first(t, c.rcpt)
+			o := b.outcomes.First(t, c.rcpt)
 			wantDisposition(t, o, contracts.Processed, "publish")
 			wantSigs(t, o, c.sigs...)
 			if o.Auth.Trust != c.trust {
@@ -390,7 +391,7 @@ func setupKeyBucket(t *testing.T, bucket string) *bundle {
 	if b.kv, err = sys.JS.KeyValue(t.Context(), "mail_flags"); err != nil {
 		t.Fatal(err)
 	}
-	b.outcomes = newOutcomeLog(t, sys.Conn)
+	b.outcomes = systest.NewOutcomes(t, sys.Conn, systest.ByRcpt)
 	return b
 }
 
@@ -417,13 +418,13 @@ func TestStagingKeyBucket(t *testing.T) {
 	}
 
 	b.sendSMTP(t, sign("first@staging.test", "staging"), "first@staging.test")
-	wantSigs(t, b.outcomes.first(t, "first@staging.test"),
+	wantSigs(t, b.outcomes.First(t, "first@staging.test"),
 		sigWant{"example.com", "staging", "ed25519-sha256", "relaxed/relaxed", "pass", ""})
 
 	// A selector that is no valid KV key falls through to DNS
 	// (NXDOMAIN), instead of failing the lookup.
 	b.sendSMTP(t, sign("badkey@staging.test", "bad*sel"), "badkey@staging.test")
-	wantSigs(t, b.outcomes.first(t, "badkey@staging.test"),
+	wantSigs(t, b.outcomes.First(t, "badkey@staging.test"),
 		sigWant{"example.com", "bad*sel", "ed25519-sha256", "relaxed/relaxed", "permerror", "no key"})
 
 	if err := keys.Delete(t.Context(), testkit.DNSName("staging", "example.com")); err != nil {
@@ -431,7 +432,7 @@ func TestStagingKeyBucket(t *testing.T) {
 	}
 	b.keys.Delete(testkit.DNSName("staging", "example.com"))
 	b.sendSMTP(t, sign("second@staging.test", "staging"), "second@staging.test")
-	second := b.outcomes.first(t, "second@staging.test")
+	second := b.outcomes.First(t, "second@staging.test")
 	wantSigs(t, second, sigWant{"example.com", "staging", "ed25519-sha256", "relaxed/relaxed", "permerror", "no key"})
 	if second.Attempt != 1 {
 		t.Errorf("attempt %d: a missing key is permanent, not retried", second.Attempt)

@@ -12,6 +12,7 @@ import (
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/testkit"
 	"github.com/mailscope/mailscope/workers"
 )
@@ -78,7 +79,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("good signature passes and is strong", func(t *testing.T) {
 		send(rsa("good@example.org", "Quarterly report"), "good@example.org")
-		o := b.outcomes.first(t, "good@example.org")
+		o := b.outcomes.First(t, "good@example.org")
 		wantDisposition(t, o, contracts.Processed, "publish")
 		wantDKIM(t, o, "example.com", "s1", "rsa-sha256", contracts.ResultPass)
 		if o.Auth.Trust != contracts.TrustStrong {
@@ -125,7 +126,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("tampered body fails", func(t *testing.T) {
 		raw := bytes.Replace(rsa("tampered@example.org", "Invoice"), []byte("Hello"), []byte("Jello"), 1)
 		send(raw, "tampered@example.org")
-		o := b.outcomes.first(t, "tampered@example.org")
+		o := b.outcomes.First(t, "tampered@example.org")
 		wantDisposition(t, o, contracts.Processed, "publish")
 		wantDKIM(t, o, "example.com", "s1", "rsa-sha256", contracts.ResultFail)
 		if o.Auth.Trust != contracts.TrustNone {
@@ -135,7 +136,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("unsigned mail is none", func(t *testing.T) {
 		send(mail(t, "unsigned@example.org", "Plain", nil, "", ""), "unsigned@example.org")
-		o := b.outcomes.first(t, "unsigned@example.org")
+		o := b.outcomes.First(t, "unsigned@example.org")
 		wantDisposition(t, o, contracts.Processed, "publish")
 		wantDKIM(t, o, "", "", "", contracts.ResultNone)
 		if o.Auth.Trust != contracts.TrustNone {
@@ -145,14 +146,14 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("key that does not exist is permerror", func(t *testing.T) {
 		send(mail(t, "nokey@example.org", "Lost key", b.rsaKey, "example.com", "gone"), "nokey@example.org")
-		o := b.outcomes.first(t, "nokey@example.org")
+		o := b.outcomes.First(t, "nokey@example.org")
 		wantDisposition(t, o, contracts.Processed, "publish")
 		wantDKIM(t, o, "example.com", "gone", "rsa-sha256", contracts.ResultPermError)
 	})
 
 	t.Run("dkim rule routes a verified domain; ed25519; unaligned is weak", func(t *testing.T) {
 		send(mail(t, "partner@example.org", "From a partner", b.edKey, "partner.example", "ed"), "partner@example.org")
-		o := b.outcomes.first(t, "partner@example.org")
+		o := b.outcomes.First(t, "partner@example.org")
 		wantDisposition(t, o, contracts.Discarded, "discard")
 		wantDKIM(t, o, "partner.example", "ed", "ed25519-sha256", contracts.ResultPass)
 		wantRule(t, o, rules.FlagHandler, "discard", 3)
@@ -170,7 +171,7 @@ func TestEndToEnd(t *testing.T) {
 		if codes["review@example.org"] != 250 || codes["other@example.org"] != 250 || len(codes) != 2 {
 			t.Errorf("LMTP replies %v, want 250 for each recipient", codes)
 		}
-		o := b.outcomes.first(t, "review@example.org")
+		o := b.outcomes.First(t, "review@example.org")
 		wantDisposition(t, o, contracts.Quarantined, "quarantine")
 		wantRule(t, o, rules.FlagHandler, "quarantine", 2)
 		if o.Envelope.Protocol != "lmtp" || len(o.Envelope.RcptTo) != 2 || o.Envelope.Helo != "lmtp-client.test" {
@@ -183,7 +184,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("mail_header rule rejects", func(t *testing.T) {
 		send(rsa("spam@example.org", "FREE money"), "spam@example.org")
-		o := b.outcomes.first(t, "spam@example.org")
+		o := b.outcomes.First(t, "spam@example.org")
 		wantDisposition(t, o, contracts.Rejected, "")
 		wantRule(t, o, rules.FlagReject, "spam subject", 1)
 		if o.Reason != "spam subject" {
@@ -193,7 +194,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("mail_header matches the RFC 2047-decoded value", func(t *testing.T) {
 		send(rsa("bulk@example.org", "Newsletter", "X-Route: =?UTF-8?B?QlVMSw==?="), "bulk@example.org")
-		o := b.outcomes.first(t, "bulk@example.org")
+		o := b.outcomes.First(t, "bulk@example.org")
 		wantDisposition(t, o, contracts.Discarded, "discard")
 		wantRule(t, o, rules.FlagHandler, "discard", 4)
 	})
@@ -202,13 +203,13 @@ func TestEndToEnd(t *testing.T) {
 		send(rsa("trusted@example.org", "Signed"), "trusted@example.org")
 		send(mail(t, "trusted@example.net", "Unsigned", nil, "", ""), "trusted@example.net")
 		send(rsa("weak@example.org", "Signed, not strong by rule"), "weak@example.org")
-		o := b.outcomes.first(t, "trusted@example.org")
+		o := b.outcomes.First(t, "trusted@example.org")
 		wantDisposition(t, o, contracts.Quarantined, "quarantine")
 		wantRule(t, o, rules.FlagHandler, "quarantine", 5)
-		o = b.outcomes.first(t, "trusted@example.net")
+		o = b.outcomes.First(t, "trusted@example.net")
 		wantDisposition(t, o, contracts.Processed, "publish")
 		wantRule(t, o, rules.FlagHandler, "publish", 11)
-		o = b.outcomes.first(t, "weak@example.org")
+		o = b.outcomes.First(t, "weak@example.org")
 		if o.Auth.Trust != contracts.TrustWeak {
 			t.Errorf("trust %s, want weak (mail.auth.dkim_strong off by rule)", o.Auth.Trust)
 		}
@@ -229,7 +230,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		send(raw, "cfo@example.org")
-		o := b.outcomes.first(t, "cfo@example.org")
+		o := b.outcomes.First(t, "cfo@example.org")
 		if len(o.Auth.DKIM) != 2 || o.Auth.DKIM[0].Result != contracts.ResultPass || o.Auth.DKIM[1].Result != contracts.ResultPass {
 			t.Fatalf("DKIM %+v, want two passes", o.Auth.DKIM)
 		}
@@ -243,15 +244,15 @@ func TestEndToEnd(t *testing.T) {
 		send(rsa("envtest@example.org", "env"), "envtest@example.org")
 		send(rsa("canary@example.org", "release"), "canary@example.org")
 		send(rsa("pct@example.org", "percent"), "pct@example.org")
-		wantRule(t, b.outcomes.first(t, "envtest@example.org"), rules.FlagHandler, "discard", 6)
-		wantRule(t, b.outcomes.first(t, "canary@example.org"), rules.FlagHandler, "quarantine", 7)
-		wantRule(t, b.outcomes.first(t, "pct@example.org"), rules.FlagHandler, "quarantine", 9)
+		wantRule(t, b.outcomes.First(t, "envtest@example.org"), rules.FlagHandler, "discard", 6)
+		wantRule(t, b.outcomes.First(t, "canary@example.org"), rules.FlagHandler, "quarantine", 7)
+		wantRule(t, b.outcomes.First(t, "pct@example.org"), rules.FlagHandler, "quarantine", 9)
 	})
 
 	t.Run("kill switch skips verification", func(t *testing.T) {
 		k := newKey(t, "rsa", b.keys, "nv", "example.com")
 		send(mail(t, "noverify@example.org", "Unverified", k, "example.com", "nv"), "noverify@example.org")
-		o := b.outcomes.first(t, "noverify@example.org")
+		o := b.outcomes.First(t, "noverify@example.org")
 		wantRule(t, o, rules.FlagDKIMVerify, "false", 1)
 		if o.Auth.Skipped == "" || len(o.Auth.DKIM) != 1 || o.Auth.DKIM[0].Result != contracts.ResultNone {
 			t.Errorf("auth %+v, want skipped with result none", o.Auth)
@@ -263,7 +264,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("dry run is recorded", func(t *testing.T) {
 		send(rsa("dry@example.org", "dry"), "dry@example.org")
-		o := b.outcomes.first(t, "dry@example.org")
+		o := b.outcomes.First(t, "dry@example.org")
 		wantRule(t, o, rules.FlagDryRun, "true", 1)
 		if !o.DryRun {
 			t.Error("outcome not marked dry_run")
@@ -272,11 +273,11 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("a rule put between two mails decides the second", func(t *testing.T) {
 		send(rsa("change@example.org", "before"), "change@example.org")
-		first := b.outcomes.nth(t, "change@example.org", 1)
+		first := b.outcomes.Nth(t, "change@example.org", 1)
 		wantDisposition(t, first, contracts.Processed, "publish")
 		rev := b.putRules(t, rules.FlagHandler, "rcpt:^change@ 60 discard\n"+handlerRules)
 		send(rsa("change@example.org", "after"), "change@example.org")
-		second := b.outcomes.nth(t, "change@example.org", 2)
+		second := b.outcomes.Nth(t, "change@example.org", 2)
 		wantDisposition(t, second, contracts.Discarded, "discard")
 		wantRule(t, second, rules.FlagHandler, "discard", 1)
 		if r := flag(t, second, rules.FlagHandler).Rule; r == nil || r.Revision != rev {
@@ -308,7 +309,7 @@ func TestEndToEnd(t *testing.T) {
 			return false
 		})
 		send(rsa("review@example.org", "again"), "review@example.org")
-		o := b.outcomes.nth(t, "review@example.org", 2)
+		o := b.outcomes.Nth(t, "review@example.org", 2)
 		wantDisposition(t, o, contracts.Quarantined, "quarantine")
 		if r := flag(t, o, rules.FlagHandler).Rule; r == nil || r.Revision != good {
 			t.Errorf("decided by %+v, want the last good revision %d", r, good)
@@ -317,9 +318,9 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("mail.pause holds mail without counting attempts; resumes when switched off", func(t *testing.T) {
 		send(rsa("held@paused.invalid", "hold me"), "held@paused.invalid")
-		waitFor(t, "the worker to hold the mail", func() bool { return b.sys.Worker.Held() == 1 })
+		systest.WaitFor(t, "the worker to hold the mail", func() bool { return b.sys.Worker.Held() == 1 })
 		rev := b.putRules(t, rules.FlagPause, "rcpt:@paused\\.invalid$ 10 false\n")
-		o := b.outcomes.first(t, "held@paused.invalid")
+		o := b.outcomes.First(t, "held@paused.invalid")
 		wantDisposition(t, o, contracts.Processed, "publish")
 		if f := flag(t, o, rules.FlagPause); f.Value != "false" || f.Rule == nil || f.Rule.Revision != rev {
 			t.Errorf("mail.pause decision %+v, want false by revision %d", f, rev)
@@ -333,7 +334,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("mail that is not RFC 5322 is dead-lettered with a reason", func(t *testing.T) {
 		raw := []byte("this line is no header field\r\n\r\nbody\r\n")
 		send(raw, "malformed@example.org")
-		o := b.outcomes.first(t, "malformed@example.org")
+		o := b.outcomes.First(t, "malformed@example.org")
 		if o.Disposition != contracts.Dead || !strings.Contains(o.Reason, "malformed") {
 			t.Fatalf("disposition %s reason %q, want dead/malformed", o.Disposition, o.Reason)
 		}
@@ -364,52 +365,8 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	// Every mail has exactly one outcome, and the queue is drained.
-	waitDrained(t, b)
+	systest.WaitDrained(t, b.sys.JS)
 	if n := b.streamCount(t, "MAIL_OUTCOMES"); n != uint64(sent) {
 		t.Errorf("%d outcome events for %d mails", n, sent)
-	}
-}
-
-// waitDrained waits until the workers' consumer has nothing pending.
-func waitDrained(t *testing.T, b *bundle) {
-	t.Helper()
-	cons, err := b.sys.JS.Consumer(t.Context(), "MAIL", "workers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(wait)
-	for {
-		info, err := cons.Info(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumPending == 0 && info.NumAckPending == 0 {
-			if n := b.streamCount(t, "MAIL"); n != 0 {
-				t.Errorf("%d mails left in the work queue after every ack", n)
-			}
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("queue not drained: %d pending, %d awaiting ack", info.NumPending, info.NumAckPending)
-		}
-	}
-}
-
-// waitFor waits until cond holds, looking every few milliseconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(wait)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/workers"
 )
 
@@ -208,7 +209,7 @@ func TestNATSCLI(t *testing.T) {
 		t.Helper()
 		b.sendSMTP(t, mail(t, rcpt, subject, key, domain, selector, extra...), rcpt)
 		sentTo[rcpt]++
-		return b.outcomes.nth(t, rcpt, sentTo[rcpt])
+		return b.outcomes.Nth(t, rcpt, sentTo[rcpt])
 	}
 	rsa := func(t *testing.T, rcpt string, extra ...string) contracts.Outcome {
 		t.Helper()
@@ -447,9 +448,9 @@ func TestNATSCLI(t *testing.T) {
 	t.Run("mail.pause holds mail until the CLI switches it off", func(t *testing.T) {
 		const rcpt = "held@paused.invalid"
 		b.sendSMTP(t, mail(t, rcpt, "hold me", b.rsaKey, "example.com", "s1"), rcpt)
-		waitFor(t, "the worker to hold the mail", func() bool { return b.sys.Worker.Held() == 1 })
+		systest.WaitFor(t, "the worker to hold the mail", func() bool { return b.sys.Worker.Held() == 1 })
 		off := nats.put(t, rules.FlagPause, `rcpt:@paused\.invalid$ 10 off`)
-		o := b.outcomes.first(t, rcpt)
+		o := b.outcomes.First(t, rcpt)
 		wantDisposition(t, o, contracts.Processed, "publish")
 		wantDecision(t, o, rules.FlagPause, decision{"false", off, 1}) // written "off"; outcomes give bools as true/false
 		wantDecision(t, o, rules.FlagHandler, by(rules.FlagHandler, "publish", 11))
@@ -458,7 +459,7 @@ func TestNATSCLI(t *testing.T) {
 		}
 	})
 
-	waitDrained(t, b)
+	systest.WaitDrained(t, b.sys.JS)
 }
 
 // historyOps reads the table `nats kv history` prints: revision -> op.

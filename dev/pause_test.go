@@ -15,6 +15,7 @@ import (
 	"github.com/mailscope/mailscope/producer"
 	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/testkit"
 	"github.com/mailscope/mailscope/workers"
 )
@@ -30,16 +31,16 @@ func TestPauseDoesNotStallOtherMail(t *testing.T) {
 		rcpt := "p" + strconv.Itoa(i) + "@paused.invalid"
 		b.sendSMTP(t, mail(t, rcpt, "paused", nil, "", ""), rcpt)
 	}
-	waitFor(t, "every paused mail to be held", func() bool { return b.sys.Worker.Held() == held })
+	systest.WaitFor(t, "every paused mail to be held", func() bool { return b.sys.Worker.Held() == held })
 
 	b.sendSMTP(t, mail(t, "free@example.org", "not paused", nil, "", ""), "free@example.org")
-	if o := b.outcomes.first(t, "free@example.org"); o.Disposition != contracts.Processed {
+	if o := b.outcomes.First(t, "free@example.org"); o.Disposition != contracts.Processed {
 		t.Errorf("unpaused mail: %s", o.Disposition)
 	}
 
 	rev := b.putRules(t, rules.FlagPause, `rcpt:@paused\.invalid$ 10 off`+"\n")
 	for i := range held {
-		o := b.outcomes.first(t, "p"+strconv.Itoa(i)+"@paused.invalid")
+		o := b.outcomes.First(t, "p"+strconv.Itoa(i)+"@paused.invalid")
 		if o.Disposition != contracts.Processed || o.Attempt != 1 {
 			t.Errorf("held mail %d: %s at attempt %d, want processed at 1", i, o.Disposition, o.Attempt)
 		}
@@ -47,7 +48,7 @@ func TestPauseDoesNotStallOtherMail(t *testing.T) {
 			t.Errorf("held mail %d decided by %+v, want revision %d", i, f.Rule, rev)
 		}
 	}
-	waitDrained(t, b)
+	systest.WaitDrained(t, b.sys.JS)
 	if n := b.streamCount(t, "MAIL_OUTCOMES"); n != held+1 {
 		t.Errorf("%d outcomes for %d mails", n, held+1)
 	}
@@ -82,7 +83,7 @@ func TestAttemptsSurviveAHold(t *testing.T) {
 	// so after one delivery (not three) DNS not answering holds the mail;
 	// it is processed, at attempt 3, once DNS answers.
 	publish("prior@example.org", "2")
-	waitFor(t, "the mail to wait held for DNS", func() bool { return b.sys.Worker.Held() == 1 })
+	systest.WaitFor(t, "the mail to wait held for DNS", func() bool { return b.sys.Worker.Held() == 1 })
 	cons, err := b.sys.JS.Consumer(t.Context(), "MAIL", "workers")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +96,7 @@ func TestAttemptsSurviveAHold(t *testing.T) {
 		t.Errorf("%d deliveries before the hold; the two attempts before it must count", ci.Delivered.Consumer)
 	}
 	b.keys.SetFault(name, keyserver.FaultNone)
-	o := b.outcomes.first(t, "prior@example.org")
+	o := b.outcomes.First(t, "prior@example.org")
 	if o.Disposition != contracts.Processed || o.Attempt != 3 || o.Auth.DKIM[0].Result != contracts.ResultPass {
 		t.Errorf("%s at attempt %d, DKIM %+v: want processed at attempt 3 with a pass", o.Disposition, o.Attempt, o.Auth.DKIM)
 	}
@@ -103,7 +104,7 @@ func TestAttemptsSurviveAHold(t *testing.T) {
 	// Six used: this delivery is far past the limit (twice MaxAttempts),
 	// so it is dead-lettered without being processed.
 	publish("poison@example.org", "6")
-	o = b.outcomes.first(t, "poison@example.org")
+	o = b.outcomes.First(t, "poison@example.org")
 	if o.Disposition != contracts.Dead || o.Attempt != 7 || !strings.Contains(o.Reason, "past the attempt limit") {
 		t.Errorf("%s at attempt %d (%s), want dead past the limit", o.Disposition, o.Attempt, o.Reason)
 	}
@@ -118,15 +119,15 @@ func TestPauseWithVerifiedException(t *testing.T) {
 	b := setup(t, workers.Config{})
 	b.putRules(t, rules.FlagPause, "dkim:example.com 10 off\ndefault 0 on\n")
 	b.sendSMTP(t, mail(t, "partner@example.org", "signed", b.rsaKey, "example.com", "s1"), "partner@example.org")
-	o := b.outcomes.first(t, "partner@example.org")
+	o := b.outcomes.First(t, "partner@example.org")
 	if o.Disposition != contracts.Processed {
 		t.Errorf("partner's mail: %s", o.Disposition)
 	}
 	wantRule(t, o, rules.FlagPause, "false", 1)
 	b.sendSMTP(t, mail(t, "other@example.org", "unsigned", nil, "", ""), "other@example.org")
-	waitFor(t, "the unsigned mail to be held", func() bool { return b.sys.Worker.Held() == 1 })
+	systest.WaitFor(t, "the unsigned mail to be held", func() bool { return b.sys.Worker.Held() == 1 })
 	b.putRules(t, rules.FlagPause, "dkim:example.com 10 off\n")
-	if o := b.outcomes.first(t, "other@example.org"); o.Disposition != contracts.Processed {
+	if o := b.outcomes.First(t, "other@example.org"); o.Disposition != contracts.Processed {
 		t.Errorf("other mail after the pause: %s", o.Disposition)
 	}
 }

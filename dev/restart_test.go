@@ -2,9 +2,7 @@ package dev_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/workers"
 )
 
@@ -140,7 +139,7 @@ func TestRulesPutAcrossNATSRestart(t *testing.T) {
 	}
 
 	// The outcome stream is the record: read it whole, after the restart.
-	outcomes := streamOutcomes(t, b.sys.JS)
+	outcomes := systest.NewStoredOutcomes(t, b.sys.JS, "MAIL_OUTCOMES", systest.ByRcpt)
 
 	// Mail after the restart is decided by the rules put across it.
 	rsa := func(rcpt, subject string) {
@@ -150,14 +149,14 @@ func TestRulesPutAcrossNATSRestart(t *testing.T) {
 	rsa("spam@example.org", "FREE money")
 	rsa("dry@example.org", "after the restart")
 
-	o := outcomes.first(t, "flood@example.org")
+	o := outcomes.First(t, "flood@example.org")
 	wantDisposition(t, o, contracts.Discarded, "discard")
 	wantDecision(t, o, rules.FlagHandler, decision{"discard", p.handler, 1})
 	wantDecision(t, o, rules.FlagPause, decision{"false", 0, 0})
-	o = outcomes.first(t, "spam@example.org")
+	o = outcomes.First(t, "spam@example.org")
 	wantDisposition(t, o, contracts.Rejected, "")
 	wantDecision(t, o, rules.FlagReject, decision{"spam subject, after the restart", p.reject, 1})
-	o = outcomes.first(t, "dry@example.org")
+	o = outcomes.First(t, "dry@example.org")
 	wantDisposition(t, o, contracts.Processed, "publish")
 	wantDecision(t, o, rules.FlagDryRun, decision{"false", 0, 0})
 	wantDecision(t, o, rules.FlagHandler, decision{"publish", p.handler, 12})
@@ -168,16 +167,16 @@ func TestRulesPutAcrossNATSRestart(t *testing.T) {
 	// Nothing lost, nothing doubled.
 	for i := range before {
 		rcpt := fmt.Sprintf("before-%d@example.org", i)
-		if o := outcomes.first(t, rcpt); o.Disposition != contracts.Processed {
+		if o := outcomes.First(t, rcpt); o.Disposition != contracts.Processed {
 			t.Errorf("mail sent before the restart: disposition %s (%s)", o.Disposition, o.Reason)
 		}
 	}
-	waitDrained(t, b)
+	systest.WaitDrained(t, b.sys.JS)
 	const sent = before + 3
 	if n := b.streamCount(t, "MAIL_OUTCOMES"); n != sent {
 		t.Errorf("%d outcome events for %d mails", n, sent)
 	}
-	for rcpt, got := range outcomes.all() {
+	for rcpt, got := range outcomes.All() {
 		if len(got) != 1 {
 			t.Errorf("%d outcomes for the mail to %s", len(got), rcpt)
 		}
@@ -205,51 +204,4 @@ func lookupBucket(ctx context.Context, nc *nats.Conn, bucket string) (jetstream.
 		case <-tick.C:
 		}
 	}
-}
-
-// streamOutcomes collects every outcome event stored in MAIL_OUTCOMES,
-// from the first, by first recipient. Unlike the core subscription of
-// setup, it misses nothing published while its connection was away.
-func streamOutcomes(t *testing.T, js jetstream.JetStream) *outcomeLog {
-	t.Helper()
-	l := &outcomeLog{byRcpt: map[string][]contracts.Outcome{}, change: make(chan struct{})}
-	cons, err := js.OrderedConsumer(t.Context(), "MAIL_OUTCOMES", jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var o contracts.Outcome
-		if err := json.Unmarshal(m.Data(), &o); err != nil {
-			t.Errorf("outcome on %s is not JSON: %v", m.Subject(), err)
-			return
-		}
-		if !strings.HasPrefix(m.Subject(), "mail.outcome.") {
-			t.Errorf("outcome on subject %s", m.Subject())
-		}
-		key := ""
-		if len(o.Envelope.RcptTo) > 0 {
-			key = o.Envelope.RcptTo[0]
-		}
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.byRcpt[key] = append(l.byRcpt[key], o)
-		close(l.change)
-		l.change = make(chan struct{})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
-	return l
-}
-
-// all returns a copy of every outcome collected so far, by recipient.
-func (l *outcomeLog) all() map[string][]contracts.Outcome {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make(map[string][]contracts.Outcome, len(l.byRcpt))
-	for k, v := range l.byRcpt {
-		out[k] = append([]contracts.Outcome(nil), v...)
-	}
-	return out
 }

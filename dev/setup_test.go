@@ -10,25 +10,23 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/keyserver"
 	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/testkit"
 	"github.com/mailscope/mailscope/workers"
 )
 
-// wait bounds every wait for a signal in these tests; it is a safety net
-// against hangs, never a measurement.
-const wait = 60 * time.Second
+// wait bounds every wait for a signal in these tests.
+const wait = systest.Wait
 
 // bundle is a running system and what the tests need to drive it.
 type bundle struct {
@@ -37,7 +35,7 @@ type bundle struct {
 	kv       jetstream.KeyValue
 	rsaKey   crypto.Signer // example.com, selector s1
 	edKey    crypto.Signer // partner.example, selector ed
-	outcomes *outcomeLog
+	outcomes *systest.Outcomes
 }
 
 // setup starts the whole system as the binary's dev command does, with
@@ -77,7 +75,7 @@ func setupDev(t *testing.T, cfg dev.Config) *bundle {
 	if b.kv, err = sys.JS.KeyValue(t.Context(), "mail_flags"); err != nil {
 		t.Fatal(err)
 	}
-	b.outcomes = newOutcomeLog(t, sys.Conn)
+	b.outcomes = systest.NewOutcomes(t, sys.Conn, systest.ByRcpt)
 	return b
 }
 
@@ -195,68 +193,6 @@ func (b *bundle) sendLMTP(t *testing.T, raw []byte, rcpts ...string) map[string]
 		codes[r] = 250
 	}
 	return codes
-}
-
-// outcomeLog collects outcome events by first envelope recipient.
-type outcomeLog struct {
-	mu     sync.Mutex
-	byRcpt map[string][]contracts.Outcome
-	change chan struct{}
-}
-
-func newOutcomeLog(t *testing.T, nc *nats.Conn) *outcomeLog {
-	l := &outcomeLog{byRcpt: map[string][]contracts.Outcome{}, change: make(chan struct{})}
-	sub, err := nc.Subscribe("mail.outcome.>", func(m *nats.Msg) {
-		var o contracts.Outcome
-		if err := json.Unmarshal(m.Data, &o); err != nil {
-			t.Errorf("outcome on %s is not JSON: %v", m.Subject, err)
-			return
-		}
-		if m.Subject != "mail.outcome."+string(o.Disposition) {
-			t.Errorf("outcome with disposition %s on subject %s", o.Disposition, m.Subject)
-		}
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		key := ""
-		if len(o.Envelope.RcptTo) > 0 {
-			key = o.Envelope.RcptTo[0]
-		}
-		l.byRcpt[key] = append(l.byRcpt[key], o)
-		close(l.change)
-		l.change = make(chan struct{})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sub.Unsubscribe() })
-	return l
-}
-
-// nth waits for the n-th (from 1) outcome of mail to rcpt.
-func (l *outcomeLog) nth(t *testing.T, rcpt string, n int) contracts.Outcome {
-	t.Helper()
-	deadline := time.After(wait)
-	for {
-		l.mu.Lock()
-		got, ch := l.byRcpt[rcpt], l.change
-		l.mu.Unlock()
-		if len(got) >= n {
-			return got[n-1]
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("no outcome #%d for mail to %s", n, rcpt)
-		}
-	}
-}
-
-func (l *outcomeLog) first(t *testing.T, rcpt string) contracts.Outcome {
-	t.Helper()
-	return l.nth(t, rcpt, 1)
 }
 
 // flag returns the decision recorded for flag in o, failing if absent.

@@ -4,30 +4,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailscope/mailscope/contracts"
-	"github.com/mailscope/mailscope/embedded"
 	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/systest"
 )
 
 func jetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := systest.JetStream(t)
 	return js
 }
 

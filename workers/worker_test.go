@@ -3,11 +3,9 @@ package workers_test
 import (
 	"bytes"
 	"crypto"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,13 +18,13 @@ import (
 	"github.com/mailscope/mailscope/keyserver"
 	"github.com/mailscope/mailscope/producer"
 	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/testkit"
 	"github.com/mailscope/mailscope/workers"
 )
 
-// wait bounds every wait for a signal in these tests; it is a safety net
-// against hangs, never a measurement.
-const wait = 60 * time.Second
+// wait bounds every wait for a signal in these tests.
+const wait = systest.Wait
 
 // The worker configuration of these tests: few attempts, short backoff
 // and short DNS timeouts, so that retries and dead letters happen fast.
@@ -45,7 +43,7 @@ type bundle struct {
 	keys     *keyserver.Server
 	key      crypto.Signer // ed25519, published for every selector the tests use
 	pub      *producer.Publisher
-	outcomes *outcomeLog
+	outcomes *systest.Outcomes
 }
 
 // setup starts the whole system as the dev command does, with DKIM keys
@@ -81,7 +79,7 @@ func setup(t *testing.T, wcfg workers.Config, pcfg provision.Config) *bundle {
 		keys:     keys,
 		key:      key,
 		pub:      producer.NewPublisher(sys.JS, "", 0),
-		outcomes: newOutcomeLog(t, sys.Conn),
+		outcomes: systest.NewOutcomes(t, sys.Conn, systest.ByID),
 	}
 }
 
@@ -110,90 +108,6 @@ func (b *bundle) publish(t *testing.T, id, rcpt string, raw []byte) {
 	env := &contracts.Envelope{ID: id, MailFrom: "alice@example.com", RcptTo: []string{rcpt}, Protocol: "publish"}
 	if _, err := b.pub.Publish(t.Context(), env, raw); err != nil {
 		t.Fatalf("publish %s: %v", id, err)
-	}
-}
-
-// outcomeLog collects every outcome event published, by mail id, from a
-// core NATS subscription: it sees duplicates that the outcome stream
-// drops.
-type outcomeLog struct {
-	mu     sync.Mutex
-	byID   map[string][]contracts.Outcome
-	change chan struct{}
-}
-
-func newOutcomeLog(t *testing.T, nc *nats.Conn) *outcomeLog {
-	t.Helper()
-	l := &outcomeLog{byID: map[string][]contracts.Outcome{}, change: make(chan struct{})}
-	sub, err := nc.Subscribe("mail.outcome.>", func(m *nats.Msg) {
-		var o contracts.Outcome
-		if err := json.Unmarshal(m.Data, &o); err != nil {
-			t.Errorf("outcome on %s is not JSON: %v", m.Subject, err)
-			return
-		}
-		if m.Subject != "mail.outcome."+string(o.Disposition) {
-			t.Errorf("outcome with disposition %s on subject %s", o.Disposition, m.Subject)
-		}
-		if got := m.Header.Get(nats.MsgIdHdr); got != o.ID {
-			t.Errorf("outcome %s published with %s %q", o.ID, nats.MsgIdHdr, got)
-		}
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.byID[o.ID] = append(l.byID[o.ID], o)
-		close(l.change)
-		l.change = make(chan struct{})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sub.Unsubscribe() })
-	return l
-}
-
-// wait waits until n outcome events of mail id were published and
-// returns them.
-func (l *outcomeLog) wait(t *testing.T, id string, n int) []contracts.Outcome {
-	t.Helper()
-	deadline := time.After(wait)
-	for {
-		l.mu.Lock()
-		got, ch := l.byID[id], l.change
-		l.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("%d outcome events for mail %s after %v, want %d", len(got), id, wait, n)
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		}
-	}
-}
-
-func (l *outcomeLog) first(t *testing.T, id string) contracts.Outcome {
-	t.Helper()
-	return l.wait(t, id, 1)[0]
-}
-
-// waitFor polls cond on a 5ms ticker until it holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(wait)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		}
 	}
 }
 
@@ -231,31 +145,6 @@ func (b *bundle) deadLetter(t *testing.T, id string) *jetstream.RawStreamMsg {
 	return dls[0]
 }
 
-// waitDrained waits until the workers' consumer has nothing pending or
-// awaiting an ack, and the work queue is empty.
-func (b *bundle) waitDrained(t *testing.T) {
-	t.Helper()
-	cons, err := b.sys.JS.Consumer(t.Context(), "MAIL", "workers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := b.sys.JS.Stream(t.Context(), "MAIL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the work queue to drain", func() bool {
-		ci, err := cons.Info(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		si, err := stream.Info(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ci.NumPending == 0 && ci.NumAckPending == 0 && si.State.Msgs == 0
-	})
-}
-
 func TestWorkerFailureClasses(t *testing.T) {
 	b := setup(t, testWorker, provision.Config{})
 
@@ -264,13 +153,13 @@ func TestWorkerFailureClasses(t *testing.T) {
 		name := testkit.DNSName("timeout", "example.com")
 		b.keys.SetFault(name, keyserver.FaultTimeout)
 		b.publish(t, "timeout-1", "timeout@example.org", raw)
-		waitFor(t, "the mail to be held after its last attempt", func() bool { return b.sys.Worker.Held() == 1 })
+		systest.WaitFor(t, "the mail to be held after its last attempt", func() bool { return b.sys.Worker.Held() == 1 })
 		if n := b.keys.Queries(name); n < 3 {
 			t.Errorf("%d key queries for 3 attempts", n)
 		}
 		b.keys.SetFault(name, keyserver.FaultNone) // DNS answers again
 
-		o := b.outcomes.first(t, "timeout-1")
+		o := b.outcomes.First(t, "timeout-1")
 		if o.Disposition != contracts.Processed || o.Attempt != 3 {
 			t.Errorf("disposition %s reason %q attempt %d, want processed on attempt 3", o.Disposition, o.Reason, o.Attempt)
 		}
@@ -290,10 +179,10 @@ func TestWorkerFailureClasses(t *testing.T) {
 		name := testkit.DNSName("servfail", "example.com")
 		b.keys.SetFault(name, keyserver.FaultServFail)
 		b.publish(t, "servfail-1", "servfail@example.org", raw)
-		waitFor(t, "the first key query", func() bool { return b.keys.Queries(name) >= 1 })
+		systest.WaitFor(t, "the first key query", func() bool { return b.keys.Queries(name) >= 1 })
 		b.keys.SetFault(name, keyserver.FaultNone)
 
-		o := b.outcomes.first(t, "servfail-1")
+		o := b.outcomes.First(t, "servfail-1")
 		if o.Disposition != contracts.Processed || o.Attempt < 2 {
 			t.Fatalf("disposition %s (reason %q) attempt %d, want processed on a retry", o.Disposition, o.Reason, o.Attempt)
 		}
@@ -317,7 +206,7 @@ func TestWorkerFailureClasses(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		o := b.outcomes.first(t, "broken-envelope-1")
+		o := b.outcomes.First(t, "broken-envelope-1")
 		if o.Disposition != contracts.Dead || o.Attempt != 1 || !strings.Contains(o.Reason, contracts.HeaderRcptTo) {
 			t.Errorf("disposition %s reason %q attempt %d, want dead on attempt 1 naming %s",
 				o.Disposition, o.Reason, o.Attempt, contracts.HeaderRcptTo)
@@ -342,7 +231,7 @@ func TestWorkerFailureClasses(t *testing.T) {
 
 	// Each mail ended in exactly one stored outcome, and nothing is
 	// left in the work queue.
-	b.waitDrained(t)
+	systest.WaitDrained(t, b.sys.JS)
 	for _, id := range []string{"timeout-1", "servfail-1", "broken-envelope-1"} {
 		if n := len(b.streamMsgs(t, "MAIL_OUTCOMES", nats.MsgIdHdr, id)); n != 1 {
 			t.Errorf("%d stored outcomes of mail %s, want 1", n, id)
@@ -363,13 +252,13 @@ func TestSlowMailNotRedelivered(t *testing.T) {
 	name := testkit.DNSName("slowonce", "example.com")
 	b.keys.SetFault(name, keyserver.FaultTimeout)
 	b.publish(t, "slowonce-1", "slowonce@example.org", raw)
-	waitFor(t, "the first key query", func() bool { return b.keys.Queries(name) >= 1 })
+	systest.WaitFor(t, "the first key query", func() bool { return b.keys.Queries(name) >= 1 })
 	b.keys.SetFault(name, keyserver.FaultNone)
-	o := b.outcomes.first(t, "slowonce-1")
+	o := b.outcomes.First(t, "slowonce-1")
 	if o.Disposition != contracts.Processed || o.Attempt != 1 {
 		t.Errorf("%s at attempt %d, want processed at the first", o.Disposition, o.Attempt)
 	}
-	b.waitDrained(t)
+	systest.WaitDrained(t, b.sys.JS)
 	cons, err := b.sys.JS.Consumer(t.Context(), "MAIL", "workers")
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +271,7 @@ func TestSlowMailNotRedelivered(t *testing.T) {
 	if ci.Delivered.Consumer != 1 {
 		t.Errorf("%d deliveries of one mail: it was redelivered while its worker processed it", ci.Delivered.Consumer)
 	}
-	if got := b.outcomes.wait(t, "slowonce-1", 1); len(got) != 1 {
+	if got := b.outcomes.Wait(t, "slowonce-1", 1); len(got) != 1 {
 		t.Errorf("%d outcome events published for one slow mail, want 1 (it was redelivered)", len(got))
 	}
 }
@@ -404,7 +293,7 @@ func TestRedeliveryOneOutcome(t *testing.T) {
 
 	// A plain mail first: one outcome, stored once.
 	b.publish(t, "plain-1", "plain@example.org", b.signed(t, "plain", "plain@example.org"))
-	if o := b.outcomes.first(t, "plain-1"); o.Disposition != contracts.Processed {
+	if o := b.outcomes.First(t, "plain-1"); o.Disposition != contracts.Processed {
 		t.Fatalf("plain mail: %s (%s)", o.Disposition, o.Reason)
 	}
 
@@ -415,16 +304,16 @@ func TestRedeliveryOneOutcome(t *testing.T) {
 	name := testkit.DNSName("slow", "example.com")
 	b.keys.SetFault(name, keyserver.FaultTimeout)
 	b.publish(t, "slow-1", "slow@example.org", raw)
-	waitFor(t, "the first key query", func() bool { return b.keys.Queries(name) >= 1 })
+	systest.WaitFor(t, "the first key query", func() bool { return b.keys.Queries(name) >= 1 })
 	b.keys.SetFault(name, keyserver.FaultNone)
 
-	published := b.outcomes.wait(t, "slow-1", 2)
+	published := b.outcomes.Wait(t, "slow-1", 2)
 	for _, o := range published {
 		if o.Disposition != contracts.Processed || o.Auth.DKIM[0].Result != contracts.ResultPass {
 			t.Errorf("outcome of attempt %d: %s DKIM %+v", o.Attempt, o.Disposition, o.Auth.DKIM)
 		}
 	}
-	b.waitDrained(t)
+	systest.WaitDrained(t, b.sys.JS)
 	for _, id := range []string{"plain-1", "slow-1"} {
 		stored := b.streamMsgs(t, "MAIL_OUTCOMES", nats.MsgIdHdr, id)
 		if len(stored) != 1 {
@@ -434,7 +323,7 @@ func TestRedeliveryOneOutcome(t *testing.T) {
 	if n := len(b.streamMsgs(t, "MAIL_DEAD", contracts.HeaderOriginalID, "slow-1")); n != 0 {
 		t.Errorf("%d dead letters of a processed mail", n)
 	}
-	t.Logf("mail slow-1: %d outcome events published, 1 stored", len(b.outcomes.wait(t, "slow-1", 2)))
+	t.Logf("mail slow-1: %d outcome events published, 1 stored", len(b.outcomes.Wait(t, "slow-1", 2)))
 }
 
 // TestConsumerDeletedStopsWorker: a worker whose consumer is deleted

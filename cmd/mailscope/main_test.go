@@ -16,13 +16,12 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
-	"github.com/mailscope/mailscope/embedded"
 	"github.com/mailscope/mailscope/keyserver"
+	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/testkit"
 )
 
@@ -109,21 +108,7 @@ func ok(t *testing.T, dir string, env []string, args ...string) result {
 // JetStream client on it.
 func natsServer(t *testing.T) (string, jetstream.JetStream) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv.ClientURL(), js
+	return systest.JetStream(t)
 }
 
 // writeMail writes a sample mail into dir and returns its path and bytes.

@@ -107,6 +107,16 @@ func (d Decision) Bool() bool {
 	return b
 }
 
+// Canonical returns the value in its one spelling: "true" or "false" for
+// a bool flag, whatever literal the rule used ("on", "yes", "1"...); the
+// value as it is for every other flag.
+func (d Decision) Canonical() string {
+	if f, ok := lookup(d.Flag); ok && f.Type == TypeBool {
+		return strconv.FormatBool(d.Bool())
+	}
+	return d.Value
+}
+
 // Int returns the value of an int flag, 0 if it is not an integer.
 func (d Decision) Int() int64 {
 	n, _ := strconv.ParseInt(d.Value, 10, 64)

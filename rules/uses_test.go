@@ -30,3 +30,17 @@ func TestUsesAuthFacts(t *testing.T) {
 		t.Error("nil RuleSet uses auth facts")
 	}
 }
+
+func TestDecisionCanonical(t *testing.T) {
+	for _, c := range []struct{ flag, value, want string }{
+		{FlagPause, "on", "true"},
+		{FlagPause, "No", "false"},
+		{FlagPause, "1", "true"},
+		{FlagHandler, "quarantine", "quarantine"},
+		{"mail.unknown", "on", "on"},
+	} {
+		if got := (Decision{Flag: c.flag, Value: c.value}).Canonical(); got != c.want {
+			t.Errorf("%s=%q: Canonical %q, want %q", c.flag, c.value, got, c.want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -199,11 +198,7 @@ func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Ma
 
 // decisionOf turns a rules decision into its outcome record.
 func decisionOf(d rules.Decision) contracts.FlagDecision {
-	fd := contracts.FlagDecision{Flag: d.Flag, Value: d.Value}
-	if f, ok := rules.Lookup(d.Flag); ok && f.Type == rules.TypeBool {
-		// "on", "yes", "1" as written in a rule read as "true".
-		fd.Value = strconv.FormatBool(d.Bool())
-	}
+	fd := contracts.FlagDecision{Flag: d.Flag, Value: d.Canonical()}
 	if d.Rule != nil {
 		fd.Rule = &contracts.RuleRef{Revision: d.Revision, Line: d.Rule.Line, Scope: d.Rule.ScopeText, Priority: d.Rule.Priority}
 	}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/dev"
+	"github.com/mailscope/mailscope/keyserver"
+	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/systest"
+	"github.com/mailscope/mailscope/testkit"
+)
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs the binary in the background until the test ends.
+func start(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), binary, args...)
+	cmd.Env = append(os.Environ(), "MAILSCOPE_LOG_LEVEL=warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	})
+}
+
+// ready waits until a role's /readyz answers 200.
+func ready(t *testing.T, addr string) {
+	t.Helper()
+	systest.WaitFor(t, "http://"+addr+"/readyz", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// TestRolesAsProcesses runs the production roles as separate processes of
+// the binary, configured only by flags and environment, against a NATS
+// server with rules in its bucket: provision, producer, worker; then a
+// signed mail over SMTP gets the outcome the rules say.
+func TestRolesAsProcesses(t *testing.T) {
+	url, js := systest.JetStream(t)
+	keys, err := keyserver.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	key, err := testkit.GenerateKey("ed25519", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, err := testkit.TXTRecord(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys.SetTXT(testkit.DNSName("s1", "example.com"), 300, txt)
+
+	ok(t, "", nil, "provision", "--nats", url)
+	kv, err := js.KeyValue(t.Context(), "mail_flags")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.PutString(t.Context(), rules.FlagHandler, "trust:strong&rcpt:^ops@ 10 quarantine\ndefault 0 publish\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.PutString(t.Context(), rules.FlagDKIMStrong, "dkim:example.com 10 on\n"); err != nil {
+		t.Fatal(err)
+	}
+
+	smtpAddr, producerHTTP, workerHTTP := freeAddr(t), freeAddr(t), freeAddr(t)
+	start(t, "producer", "--nats", url, "--smtp", smtpAddr, "--lmtp", "-", "--http-addr", producerHTTP)
+	t.Setenv("MAILSCOPE_ENV", "staging") // the environment sets what a flag would
+	start(t, "worker", "--nats", url, "--dns-server", keys.Addr(), "--http-addr", workerHTTP, "--name", "w1")
+	ready(t, producerHTTP)
+	ready(t, workerHTTP)
+
+	outcomes := systest.NewOutcomes(t, js.Conn(), systest.ByRcpt)
+	raw := testkit.SampleMail("Alice <alice@example.com>", "ops@example.org", "roles", "Hi.\r\n", time.Now(), "roles@example.com")
+	signed, err := testkit.Sign(raw, testkit.SignOptions{Domain: "example.com", Selector: "s1", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.SendSMTP(smtpAddr, "alice@example.com", []string{"ops@example.org"}, signed); err != nil {
+		t.Fatal(err)
+	}
+	o := outcomes.First(t, "ops@example.org")
+	if o.Disposition != contracts.Quarantined || o.Auth.Trust != contracts.TrustStrong ||
+		o.Worker.Name != "w1" || o.Worker.Env != "staging" || o.Envelope.Protocol != "smtp" {
+		t.Errorf("outcome %+v", o)
+	}
+}

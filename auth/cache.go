@@ -15,7 +15,9 @@ type cache struct {
 	byKey map[string]*list.Element
 }
 
-// entry is one cached answer: records, or a permanent error.
+// entry is one cached answer: records, a permanent error (wrapping
+// ErrNotFound), or a temporary failure (a bare *TempError, returned as is
+// so that go-msgauth still sees a temporary net.Error).
 type entry struct {
 	name    string
 	txts    []string

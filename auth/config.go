@@ -24,8 +24,20 @@ type Config struct {
 	// used is evicted first. Default 10000; negative disables the cache.
 	// Answers are cached for their TTL, clamped to [1s, 1h]; negative
 	// answers (NXDOMAIN, no TXT record) for the SOA minimum (at most
-	// 5 min), or 60s without an SOA. Temporary failures are not cached.
+	// 5 min), or 60s without an SOA. Temporary failures are cached for
+	// FailureTTL.
 	CacheSize int
+	// FailureTTL is how long a lookup that failed for the time being (every
+	// server timed out or answered SERVFAIL, REFUSED or another error code)
+	// is remembered, in the same cache as answers: within it, lookups of
+	// the name return the same *[TempError] without asking again, so a dead
+	// or refusing server costs one query (and one timeout) per name per
+	// FailureTTL rather than one per mail (RFC 2308 7). The mail is still a
+	// temperror and retried. Default 5s ([DefaultFailureTTL]); at most 5
+	// minutes ([MaxFailureTTL], RFC 2308 7.1), longer values are lowered to
+	// it; negative disables failure caching (every lookup asks again).
+	// A cancelled lookup is never cached.
+	FailureTTL time.Duration
 	// AuthServID is the authserv-id of the Authentication-Results header
 	// (RFC 8601). Default "mailscope".
 	AuthServID string
@@ -63,6 +75,10 @@ const (
 	DefaultMaxSignatures = 5
 	DefaultCacheSize     = 10000
 	DefaultAuthServID    = "mailscope"
+	DefaultFailureTTL    = 5 * time.Second
+	// MaxFailureTTL bounds Config.FailureTTL: RFC 2308 7 forbids caching a
+	// server failure or a dead server for longer than five minutes.
+	MaxFailureTTL = 5 * time.Minute
 )
 
 // withDefaults returns c with every zero field set to its default.
@@ -80,6 +96,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultCacheSize
+	}
+	switch {
+	case c.FailureTTL == 0:
+		c.FailureTTL = DefaultFailureTTL
+	case c.FailureTTL > MaxFailureTTL:
+		c.FailureTTL = MaxFailureTTL
 	}
 	if c.AuthServID == "" {
 		c.AuthServID = DefaultAuthServID

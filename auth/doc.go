@@ -1,7 +1,8 @@
 // Package auth is the verify stage of the worker: it checks the DKIM
 // signatures of a mail with github.com/emersion/go-msgauth/dkim, looks up
 // keys through a [Resolver] the worker owns (configurable servers, a TTL
-// cache with negative caching, one in-flight query per name, timeouts),
+// cache with negative caching that also keeps failed lookups for a few
+// seconds, one in-flight query per name, timeouts),
 // and turns the verifications into data: a [Result] per mail, a trust
 // level ([Trust]), the From domain's DMARC policy ([Verifier.DMARC]) and
 // an Authentication-Results header ([AuthenticationResults]).

@@ -22,9 +22,10 @@ const ednsSize = 1232
 
 // Resolver looks up DKIM key records. It asks the configured DNS servers
 // in order (UDP, then TCP when the answer is truncated), caches answers
-// for their TTL (and negative answers too), and sends at most one query
-// per name at a time: concurrent lookups of a name share it. It is safe
-// for concurrent use; the worker owns one and shares it between mails.
+// for their TTL (and negative answers too), remembers a failed lookup for
+// [Config.FailureTTL], and sends at most one query per name at a time:
+// concurrent lookups of a name share it. It is safe for concurrent use;
+// the worker owns one and shares it between mails.
 type Resolver struct {
 	cfg   Config
 	udp   *dns.Client
@@ -51,7 +52,9 @@ func NewResolver(cfg Config) *Resolver {
 //
 // When the name does not exist or has no TXT record the error wraps
 // [ErrNotFound]. When no server answered, or ctx ended first, the error is
-// a bare *[TempError], a net.Error whose Temporary() is true.
+// a bare *[TempError], a net.Error whose Temporary() is true. A failure
+// other than ctx's is cached for [Config.FailureTTL]: until then, lookups
+// of name return the same *TempError without a query.
 //
 // A query already in flight for name is joined rather than repeated; it
 // runs to its own timeouts even if ctx ends, so that other callers waiting
@@ -67,6 +70,9 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error)
 	ch := r.group.DoChan(key, func() (any, error) {
 		e, err := r.query(context.WithoutCancel(ctx), key)
 		if err != nil {
+			if r.cfg.FailureTTL > 0 {
+				r.cache.put(&entry{name: key, err: err, expires: r.cfg.Now().Add(r.cfg.FailureTTL)})
+			}
 			return nil, err
 		}
 		r.cache.put(e)

@@ -54,7 +54,8 @@ func TestLookupNotFound(t *testing.T) {
 func TestLookupTempErrors(t *testing.T) {
 	for _, f := range []keyserver.Fault{keyserver.FaultTimeout, keyserver.FaultServFail} {
 		t.Run(f.String(), func(t *testing.T) {
-			b := setup(t, Config{Timeout: 100 * time.Millisecond, Retries: -1})
+			clk := newClock()
+			b := setup(t, Config{Timeout: 100 * time.Millisecond, Retries: -1, Now: clk.now})
 			b.ks.SetTXT("k.example.com", 60, "x")
 			b.ks.SetFault("k.example.com", f)
 			_, err := b.res.LookupTXT(t.Context(), "k.example.com")
@@ -65,8 +66,12 @@ func TestLookupTempErrors(t *testing.T) {
 			if !errors.As(err, &te) || te.Server != b.ks.Addr() || te.Timeout() != (f == keyserver.FaultTimeout) {
 				t.Errorf("err = %#v", err)
 			}
-			// Temporary failures are not cached.
+			// The failure is remembered for FailureTTL, then asked again.
 			b.ks.SetFault("k.example.com", keyserver.FaultNone)
+			if _, err2 := b.res.LookupTXT(t.Context(), "k.example.com"); err2 != err {
+				t.Errorf("within FailureTTL: %v, want the cached %v", err2, err)
+			}
+			clk.advance(DefaultFailureTTL)
 			if _, err := b.res.LookupTXT(t.Context(), "k.example.com"); err != nil {
 				t.Errorf("after recovery: %v", err)
 			}

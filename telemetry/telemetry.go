@@ -1,6 +1,7 @@
 // Package telemetry serves what Kubernetes and Prometheus ask of a
 // mailscope process: OpenTelemetry metrics in the Prometheus format on
-// /metrics, liveness on /healthz and readiness on /readyz.
+// /metrics, liveness on /healthz and readiness on /readyz; and, when asked
+// for ([WithPprof]), the runtime profiles of net/http/pprof.
 //
 // Packages record metrics through the global OpenTelemetry MeterProvider
 // (otel.Meter); Start installs a provider that exports them. Without
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,10 +31,30 @@ type Server struct {
 	provider *sdkmetric.MeterProvider
 }
 
+// Option changes what [Start] serves.
+type Option func(*options)
+
+type options struct {
+	pprof bool
+}
+
+// WithPprof makes [Start] serve the net/http/pprof handlers under
+// /debug/pprof/ (the index, cmdline, profile, symbol, trace and every
+// named profile such as heap, goroutine and allocs). Without it, the
+// default, /debug/pprof/ is 404. Profiles reveal the program's internals
+// and a CPU profile or trace costs CPU while it runs: serve them only on
+// an address that is not reachable from outside the cluster.
+func WithPprof() Option { return func(o *options) { o.pprof = true } }
+
 // Start installs the global MeterProvider and serves /metrics, /healthz
 // (always 200 while the process runs) and /readyz (200 when ready()
-// reports true, 503 otherwise; ready may be nil for always ready) on addr.
-func Start(addr string, ready func() bool) (*Server, error) {
+// reports true, 503 otherwise; ready may be nil for always ready) on addr,
+// and /debug/pprof/ with [WithPprof] (default off).
+func Start(addr string, ready func() bool, opts ...Option) (*Server, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
@@ -53,6 +75,15 @@ func Start(addr string, ready func() bool) (*Server, error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if o.pprof {
+		// Mounted on this mux only: the package's registration on
+		// http.DefaultServeMux is not served anywhere.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: listen %s: %w", addr, err)

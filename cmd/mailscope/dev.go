@@ -26,7 +26,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	demo := fs.Bool("demo", false, "sign and send sample mails and print each outcome")
 	exit := fs.Bool("exit-after-demo", false, "with --demo: exit once every demo mail has its outcome (status 1 if any is unexpected)")
 	timeout := fs.Duration("demo-timeout", time.Minute, "with --demo: how long to wait for the outcomes")
-	httpAddr := addHTTPFlag(fs)
+	web := addHTTPFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	stop, err := startTelemetry(*httpAddr, s.Worker.Ready)
+	stop, err := startTelemetry(web, s.Worker.Ready)
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 	nf := addNATSFlags(fs)
 	var c producer.Config
 	addProducerFlags(fs, &c)
-	httpAddr := addHTTPFlag(fs)
+	web := addHTTPFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 	if err := p.Listen(); err != nil {
 		return err
 	}
-	stop, err := startTelemetry(*httpAddr, func() bool { return nc.IsConnected() })
+	stop, err := startTelemetry(web, func() bool { return nc.IsConnected() })
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	var c workers.Config
 	var dns string
 	addWorkerFlags(fs, &c, &dns)
-	httpAddr := addHTTPFlag(fs)
+	web := addHTTPFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stop, err := startTelemetry(*httpAddr, func() bool { return w.Ready() && nc.IsConnected() })
+	stop, err := startTelemetry(web, func() bool { return w.Ready() && nc.IsConnected() })
 	if err != nil {
 		return err
 	}
@@ -138,19 +138,38 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	return w.Run(ctx)
 }
 
-func addHTTPFlag(fs *flag.FlagSet) *string {
-	return fs.String("http-addr", "", `serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. ":9090" (default off)`)
+// httpFlags are the flags of the telemetry endpoint.
+type httpFlags struct {
+	addr  string
+	pprof bool
 }
 
-// startTelemetry serves metrics and probes when addr is set.
-func startTelemetry(addr string, ready func() bool) (func(), error) {
-	if addr == "" {
+func addHTTPFlag(fs *flag.FlagSet) *httpFlags {
+	var h httpFlags
+	fs.StringVar(&h.addr, "http-addr", "", `serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. ":9090" (default off)`)
+	fs.BoolVar(&h.pprof, "pprof", false, "with --http-addr: also serve net/http/pprof on /debug/pprof/; never on a public address")
+	return &h
+}
+
+// startTelemetry serves metrics and probes (and pprof when asked for)
+// when an address is set.
+func startTelemetry(h *httpFlags, ready func() bool) (func(), error) {
+	if h.addr == "" {
+		if h.pprof {
+			slog.Warn("--pprof has no effect without --http-addr")
+		}
 		return func() {}, nil
 	}
-	s, err := telemetry.Start(addr, ready)
+	var opts []telemetry.Option
+	paths := "/metrics, /healthz, /readyz"
+	if h.pprof {
+		opts = append(opts, telemetry.WithPprof())
+		paths += ", /debug/pprof/"
+	}
+	s, err := telemetry.Start(h.addr, ready, opts...)
 	if err != nil {
 		return nil, err
 	}
-	slog.Info("serving /metrics, /healthz, /readyz", slog.String("addr", s.Addr()))
+	slog.Info("serving "+paths, slog.String("addr", s.Addr()))
 	return func() { s.Close() }, nil
 }

@@ -22,9 +22,21 @@ type client struct {
 	c    *smtp.Client
 }
 
-func (cl *client) loop(ctx context.Context) {
+// loop sends mail after mail. It dials first, then waits for begin to
+// close, so that the run's clock starts with every connection open.
+func (cl *client) loop(ctx context.Context, dialed func(), begin <-chan struct{}) {
 	defer cl.close(true)
 	dialFailures := 0
+	if err := cl.dial(); err != nil {
+		cl.r.transportError(err)
+		dialFailures++
+	}
+	dialed()
+	select {
+	case <-begin:
+	case <-ctx.Done():
+		return
+	}
 	for {
 		if cl.c == nil {
 			if !cl.r.more(ctx) {
@@ -39,17 +51,18 @@ func (cl *client) loop(ctx context.Context) {
 			}
 			dialFailures = 0
 		}
-		n, ok := cl.r.next(ctx)
+		n, sched, ok := cl.r.next(ctx)
 		if !ok {
 			return
 		}
 		m := cl.r.newMail(n, cl.lmtp)
+		m.scheduled = sched
 		raw, err := cl.r.raw(m)
 		if err != nil {
 			cl.r.transportError(err)
 			return
 		}
-		cl.send(m, raw)
+		cl.send(ctx, m, raw)
 	}
 }
 
@@ -85,8 +98,10 @@ func (cl *client) close(quit bool) {
 
 // send runs one transaction: MAIL, RCPT, DATA. A refusal before the end
 // of DATA is followed by RSET; a transport error drops the connection,
-// and the next mail dials again.
-func (cl *client) send(m *mail, raw []byte) {
+// and the next mail dials again. In an open loop, DATA waits for the
+// mail's scheduled time (MAIL and RCPT go first, when the connection is
+// free early).
+func (cl *client) send(ctx context.Context, m *mail, raw []byte) {
 	m.started = time.Now()
 	cl.r.register(m)
 	fail := func(err error, midTransaction bool) {
@@ -100,7 +115,7 @@ func (cl *client) send(m *mail, raw []byte) {
 			cl.close(false)
 		}
 	}
-	if err := cl.c.Mail("loadtest@"+mailDomain, nil); err != nil {
+	if err := cl.c.Mail(m.from, nil); err != nil {
 		fail(err, true)
 		return
 	}
@@ -108,6 +123,15 @@ func (cl *client) send(m *mail, raw []byte) {
 		fail(err, true)
 		return
 	}
+	if wait := time.Until(m.scheduled); !m.scheduled.IsZero() && wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	cl.r.dataStart(m, time.Now())
 	w, err := cl.c.Data()
 	if err != nil {
 		fail(err, true)

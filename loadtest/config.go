@@ -21,6 +21,8 @@ const (
 	MaxDuration = time.Hour
 	// MinSize is the smallest mail size: room for the headers.
 	MinSize = 512
+	// MaxRate is the highest open-loop rate, mails per second.
+	MaxRate = 1_000_000
 )
 
 // Config says what a run drives and how hard. Every field but the
@@ -60,6 +62,24 @@ type Config struct {
 	// Size is the size of each mail in bytes, before any DKIM signature.
 	// Default 8 KiB; at least MinSize.
 	Size int
+	// Corpus, when set, is what is sent: mail n is corpus mail n-1,
+	// modulo the corpus's size, byte for byte (Size and Signer are then
+	// unused), and every outcome is checked against what the corpus
+	// mail must get (its Kind's DKIM result; disposition processed).
+	// Count then defaults to the corpus's size.
+	Corpus *Corpus
+
+	// Rate, when set, makes the run an open loop: mail n's DATA is
+	// scheduled at start + (n-1)/Rate seconds whatever the replies, and
+	// its latencies count from that time, so that a slow system cannot
+	// hide its queueing by slowing the client (no coordinated
+	// omission). A connection that is free early sends MAIL and RCPT,
+	// then waits for the time. Clients must be enough to have a free
+	// connection at every scheduled time; a late DATA is counted in
+	// Report.Late. Default 0: a closed loop, every connection sending
+	// its next mail as soon as the last is answered.
+	Rate float64
+
 	// Signer, when set, DKIM-signs every mail. Its public key must be
 	// where the workers look for it (the dev key source, a staging key
 	// bucket) for the signatures to pass; the report counts the results.
@@ -114,6 +134,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Count == 0 && c.Duration == 0 {
 		c.Count = 100
+		if c.Corpus != nil {
+			c.Count = len(c.Corpus.Mails)
+		}
+	}
+	if c.Corpus != nil && len(c.Corpus.Mails) == 0 {
+		return c, errors.New("loadtest: empty corpus")
+	}
+	if c.Rate < 0 || c.Rate > MaxRate {
+		return c, fmt.Errorf("loadtest: rate %g mails/s: want 0 (closed loop) to %d", c.Rate, MaxRate)
 	}
 	if c.Count > MaxCount {
 		return c, fmt.Errorf("loadtest: count %d over the limit of %d", c.Count, MaxCount)

@@ -38,7 +38,8 @@ type run struct {
 	issued atomic.Int64
 
 	mu          sync.Mutex
-	byID        map[string]*mail // by Message-ID, without brackets
+	mails       []*mail
+	byID        map[string]*mail // by Message-ID, without brackets; synthetic mails only
 	byRcpt      map[string]*mail
 	sent        int
 	accepted    int
@@ -92,18 +93,23 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}
 
-	r.start = time.Now()
-	if cfg.Duration > 0 {
-		r.stop = r.start.Add(cfg.Duration)
-	}
-	var wg sync.WaitGroup
+	// Every connection is opened before the clock starts.
+	var wg, dialed sync.WaitGroup
+	begin := make(chan struct{})
 	for i := range cfg.Clients + cfg.LMTPClients {
 		cl := &client{r: r, addr: cfg.SMTPAddr}
 		if i >= cfg.Clients {
 			cl.lmtp, cl.addr = true, cfg.LMTPAddr
 		}
-		wg.Go(func() { cl.loop(ctx) })
+		dialed.Add(1)
+		wg.Go(func() { cl.loop(ctx, dialed.Done, begin) })
 	}
+	dialed.Wait()
+	r.start = time.Now()
+	if cfg.Duration > 0 {
+		r.stop = r.start.Add(cfg.Duration)
+	}
+	close(begin)
 	wg.Wait()
 	sendEnd := time.Now()
 
@@ -127,17 +133,25 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	return rep, ctx.Err()
 }
 
-// next claims the number of the next mail to send; false when the run is
-// over: Count reached, Duration passed, or ctx done.
-func (r *run) next(ctx context.Context) (int, bool) {
+// next claims the number of the next mail to send and, in an open loop,
+// the time its DATA is scheduled for (start + (n-1)/Rate); false when
+// the run is over: Count reached, Duration passed, or ctx done.
+func (r *run) next(ctx context.Context) (int, time.Time, bool) {
 	if !r.more(ctx) {
-		return 0, false
+		return 0, time.Time{}, false
 	}
 	n := int(r.issued.Add(1))
 	if r.cfg.Count > 0 && n > r.cfg.Count {
-		return 0, false
+		return 0, time.Time{}, false
 	}
-	return n, true
+	var sched time.Time
+	if r.cfg.Rate > 0 {
+		sched = r.start.Add(time.Duration(float64(n-1) / r.cfg.Rate * float64(time.Second)))
+		if !r.stop.IsZero() && !sched.Before(r.stop) {
+			return 0, time.Time{}, false
+		}
+	}
+	return n, sched, true
 }
 
 // more reports whether the run may still send mail, claiming nothing.
@@ -149,9 +163,18 @@ func (r *run) more(ctx context.Context) bool {
 func (r *run) register(m *mail) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.byID[m.messageID] = m
+	r.mails = append(r.mails, m)
+	if m.corpus == nil {
+		r.byID[m.messageID] = m
+	}
 	r.byRcpt[m.rcpt] = m
 	r.sent++
+}
+
+func (r *run) dataStart(m *mail, t time.Time) {
+	r.mu.Lock()
+	m.dataStart = t
+	r.mu.Unlock()
 }
 
 func (r *run) dataEnd(m *mail, t time.Time) {
@@ -206,9 +229,12 @@ func (r *run) outcome(msg *nats.Msg) {
 		r.undecodable++
 		return
 	}
-	m := r.byID[o.MessageID]
-	if m == nil && len(o.Envelope.RcptTo) > 0 {
+	var m *mail
+	if len(o.Envelope.RcptTo) > 0 {
 		m = r.byRcpt[o.Envelope.RcptTo[0]]
+	}
+	if m == nil {
+		m = r.byID[o.MessageID]
 	}
 	if m == nil {
 		// Another run's mail, or anyone else's, unless it carries this

@@ -95,7 +95,7 @@ func TestRunAgainstDev(t *testing.T) {
 		}
 	}
 	for _, l := range []loadtest.Latency{rep.Transaction, rep.Store, rep.EndToEnd} {
-		if !(l.P50 <= l.P95 && l.P95 <= l.P99 && l.P99 <= l.Max && l.P50 > 0) {
+		if !(l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max && l.P50 > 0) {
 			t.Errorf("latency percentiles out of order: %+v", l)
 		}
 	}

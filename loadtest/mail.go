@@ -19,34 +19,61 @@ type mail struct {
 	rcpt      string
 	lmtp      bool
 	broken    bool // no RFC 5322 mail: its outcome must be "dead"
+	from      string
+	corpus    *CorpusMail // nil for a synthetic mail
 
-	started  time.Time // MAIL FROM sent
-	dataEnd  time.Time // the last byte of DATA handed to the connection
-	answered time.Time // final reply read
-	accepted bool      // 250 to DATA
-	code     int       // reply code of a refusal; 0 for a transport error
-	failed   bool      // refused, or a transport error
+	scheduled time.Time // open loop: when DATA was to start
+	started   time.Time // MAIL FROM sent
+	dataStart time.Time // DATA sent
+	dataEnd   time.Time // the last byte of DATA handed to the connection
+	answered  time.Time // final reply read
+	accepted  bool      // 250 to DATA
+	code      int       // reply code of a refusal; 0 for a transport error
+	failed    bool      // refused, or a transport error
 
 	outcomeAt   time.Time // first outcome event received
 	disposition string
 	dkim        string // result of the first signature
 }
 
-// newMail returns mail number n of the run, unregistered.
+// newMail returns mail number n of the run, unregistered. With a
+// corpus, mail n is corpus mail n-1 (modulo the corpus's size); its
+// envelope recipient, unique to the send, is what its outcome is matched
+// by, since a corpus mail's Message-ID repeats when the corpus is sent
+// again.
 func (r *run) newMail(n int, lmtp bool) *mail {
-	return &mail{
+	m := &mail{
 		n:         n,
 		messageID: fmt.Sprintf("%d.%s@%s", n, r.token, mailDomain),
 		rcpt:      fmt.Sprintf("n%d@%s.%s", n, r.token, mailDomain),
 		lmtp:      lmtp,
 		broken:    r.cfg.DeadEvery > 0 && n%r.cfg.DeadEvery == 0,
+		from:      "loadtest@" + mailDomain,
 	}
+	if cp := r.cfg.Corpus; cp != nil && !m.broken {
+		m.corpus = &cp.Mails[(n-1)%len(cp.Mails)]
+		m.messageID, m.from = m.corpus.MessageID, m.corpus.From
+	}
+	return m
+}
+
+// latencyStart is where a mail's latencies count from: the scheduled
+// time in an open loop (so that a late send counts its lateness), the
+// DATA command otherwise.
+func (m *mail) latencyStart() time.Time {
+	if !m.scheduled.IsZero() {
+		return m.scheduled
+	}
+	return m.dataStart
 }
 
 // raw builds the mail: a plain-text RFC 5322 mail of exactly cfg.Size
 // bytes, then signed when a signer is configured; or, for a broken mail,
 // as many bytes of text without a header block.
 func (r *run) raw(m *mail) ([]byte, error) {
+	if m.corpus != nil {
+		return m.corpus.Raw, nil
+	}
 	if m.broken {
 		head := fmt.Sprintf("this is no header block (mailscope load test %s #%d)\r\n\r\n", r.token, m.n)
 		return appendBody([]byte(head), max(r.cfg.Size-len(head), 2)), nil

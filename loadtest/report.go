@@ -9,109 +9,94 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mailscope/mailscope/contracts"
 )
 
-// Report is what a run measured.
+// Report is what a run measured. Durations in its JSON form are
+// integers of nanoseconds.
 type Report struct {
 	// Config is the run's effective configuration.
-	Config Config
-	// Token is in every Message-ID and recipient of the run.
-	Token string
+	Config Config `json:"-"`
+	// Token is in every envelope recipient of the run (and every
+	// Message-ID of a synthetic mail).
+	Token string `json:"token"`
+	// OpenLoop tells a run at a fixed Rate (mails/s); Clients the
+	// connections (SMTP and LMTP).
+	OpenLoop bool    `json:"open_loop"`
+	Rate     float64 `json:"rate,omitempty"`
+	Clients  int     `json:"clients"`
 
 	// Sent counts the transactions begun (MAIL FROM sent).
-	Sent int
+	Sent int `json:"sent"`
 	// Accepted counts the mails answered 250.
-	Accepted int
+	Accepted int `json:"accepted"`
 	// Refused counts the mails refused, by reply code.
-	Refused map[int]int
+	Refused map[int]int `json:"refused"`
 	// TransportErrors counts dials and transactions that ended without
 	// an SMTP reply; FirstError is the first of them.
-	TransportErrors int
-	FirstError      string
+	TransportErrors int    `json:"transport_errors"`
+	FirstError      string `json:"first_error,omitempty"`
 	// Elapsed is the sending phase: from the first mail to the last
 	// reply.
-	Elapsed time.Duration
+	Elapsed time.Duration `json:"elapsed_ns"`
+	// Late counts open-loop mails whose DATA started more than a
+	// millisecond after its scheduled time (no free connection, or a
+	// slow MAIL/RCPT); LateMax is the worst. Their lateness is in every
+	// latency.
+	Late    int           `json:"late"`
+	LateMax time.Duration `json:"late_max_ns"`
 
-	// Transaction is the latency of accepted mails from MAIL FROM to the
-	// 250 after DATA.
-	Transaction Latency
+	// Transaction is the latency of accepted mails from MAIL FROM (in
+	// an open loop, from the scheduled time) to the 250 after DATA.
+	Transaction Latency `json:"transaction"`
 	// Store is the latency of accepted mails from the end of DATA to the
 	// 250: what the producer takes to have the mail stored.
-	Store Latency
+	Store Latency `json:"store"`
 	// AcceptedPerSec is Accepted over Elapsed.
-	AcceptedPerSec float64
+	AcceptedPerSec float64 `json:"accepted_per_sec"`
 
 	// Outcomes tells whether outcomes were followed (a NATS URL was
 	// given); the fields below are zero when not.
-	Outcomes bool
-	// EndToEnd is the latency of accepted mails from the end of DATA to
-	// their outcome event.
-	EndToEnd Latency
+	Outcomes bool `json:"outcomes"`
+	// EndToEnd is the latency of accepted mails from the DATA command
+	// (in an open loop, from its scheduled time) to their outcome event.
+	EndToEnd Latency `json:"end_to_end"`
 	// Completed counts accepted mails whose outcome arrived.
-	Completed int
+	Completed int `json:"completed"`
 	// OutcomesPerSec is Completed over the time from the first mail to
-	// the last outcome.
-	OutcomesPerSec float64
+	// the last outcome: the end-to-end throughput.
+	OutcomesPerSec float64 `json:"outcomes_per_sec"`
 	// Dispositions and DKIM count the outcomes of accepted mails by
 	// disposition and by the result of the first signature.
-	Dispositions map[string]int
-	DKIM         map[string]int
-	// Missing counts accepted mails without an outcome after the drain;
-	// it must be 0. MissingIDs lists the first few Message-IDs.
-	Missing    int
-	MissingIDs []string
+	Dispositions map[string]int `json:"dispositions"`
+	DKIM         map[string]int `json:"dkim"`
+	// Missing counts accepted mails without an outcome after the drain
+	// (lost outcomes); it must be 0. MissingIDs lists the first few
+	// envelope recipients.
+	Missing    int      `json:"missing"`
+	MissingIDs []string `json:"missing_ids,omitempty"`
 	// WrongDisposition counts broken mails (Config.DeadEvery) whose
 	// outcome is not "dead".
-	WrongDisposition int
+	WrongDisposition int `json:"wrong_disposition"`
+	// Unexpected counts corpus mails whose outcome is not what the
+	// corpus says (disposition processed, the DKIM result of its
+	// Kind); UnexpectedFirst describes the first few.
+	Unexpected      int      `json:"unexpected"`
+	UnexpectedFirst []string `json:"unexpected_first,omitempty"`
 	// Drained is how long the wait for outstanding outcomes took.
-	Drained time.Duration
+	Drained time.Duration `json:"drained_ns"`
 	// OutcomesOfRefused counts outcomes of mails that were not accepted:
 	// stored although the client got no 250 (say, a lost reply).
-	OutcomesOfRefused int
+	OutcomesOfRefused int `json:"outcomes_of_refused"`
 	// DuplicateOutcomes counts outcome events beyond the first per mail
-	// (a redelivered mail's outcome is published again; the stream keeps
-	// one, a core subscription sees both).
-	DuplicateOutcomes int
+	// seen on the subscription (a mail processed twice publishes its
+	// outcome twice; the stream's dedup keeps one). It must be 0.
+	DuplicateOutcomes int `json:"duplicate_outcomes"`
 	// Undecodable counts outcome events that were not JSON outcomes;
 	// Foreign those carrying this run's token but naming no mail of it.
-	Undecodable, Foreign int
-}
-
-// Latency summarizes a set of durations.
-type Latency struct {
-	N                  int
-	P50, P95, P99, Max time.Duration
-}
-
-// latency returns the nearest-rank percentiles of d, which it sorts.
-func latency(d []time.Duration) Latency {
-	if len(d) == 0 {
-		return Latency{}
-	}
-	slices.Sort(d)
-	rank := func(p float64) time.Duration {
-		i := int(p*float64(len(d))+0.999999) - 1
-		return d[min(max(i, 0), len(d)-1)]
-	}
-	return Latency{N: len(d), P50: rank(0.50), P95: rank(0.95), P99: rank(0.99), Max: d[len(d)-1]}
-}
-
-func (l Latency) String() string {
-	if l.N == 0 {
-		return "no samples"
-	}
-	return fmt.Sprintf("p50 %v  p95 %v  p99 %v  max %v  (n=%d)", round(l.P50), round(l.P95), round(l.P99), round(l.Max), l.N)
-}
-
-func round(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	default:
-		return d.Round(time.Microsecond)
-	}
+	Undecodable int `json:"undecodable"`
+	Foreign     int `json:"foreign"`
 }
 
 // report builds the report; the subscription is stopped.
@@ -121,6 +106,9 @@ func (r *run) report(sendEnd time.Time, drained time.Duration, outcomes bool) Re
 	rep := Report{
 		Config:            r.cfg,
 		Token:             r.token,
+		OpenLoop:          r.cfg.Rate > 0,
+		Rate:              r.cfg.Rate,
+		Clients:           r.cfg.Clients + r.cfg.LMTPClients,
 		Sent:              r.sent,
 		Accepted:          r.accepted,
 		Refused:           map[int]int{},
@@ -139,9 +127,15 @@ func (r *run) report(sendEnd time.Time, drained time.Duration, outcomes bool) Re
 		rep.Dispositions, rep.DKIM = map[string]int{}, map[string]int{}
 		rep.Drained = drained
 	}
-	mails := slices.Collect(maps.Values(r.byID))
+	mails := slices.Clone(r.mails)
 	sort.Slice(mails, func(i, j int) bool { return mails[i].n < mails[j].n })
 	for _, m := range mails {
+		if !m.scheduled.IsZero() && !m.dataStart.IsZero() {
+			if late := m.dataStart.Sub(m.scheduled); late > time.Millisecond {
+				rep.Late++
+				rep.LateMax = max(rep.LateMax, late)
+			}
+		}
 		if !m.accepted {
 			if m.code != 0 {
 				rep.Refused[m.code]++
@@ -151,7 +145,11 @@ func (r *run) report(sendEnd time.Time, drained time.Duration, outcomes bool) Re
 			}
 			continue
 		}
-		txn = append(txn, m.answered.Sub(m.started))
+		txStart := m.started
+		if !m.scheduled.IsZero() {
+			txStart = m.scheduled
+		}
+		txn = append(txn, m.answered.Sub(txStart))
 		store = append(store, m.answered.Sub(m.dataEnd))
 		if !outcomes {
 			continue
@@ -159,15 +157,22 @@ func (r *run) report(sendEnd time.Time, drained time.Duration, outcomes bool) Re
 		if m.outcomeAt.IsZero() {
 			rep.Missing++
 			if len(rep.MissingIDs) < 10 {
-				rep.MissingIDs = append(rep.MissingIDs, m.messageID)
+				rep.MissingIDs = append(rep.MissingIDs, m.rcpt)
 			}
 			continue
 		}
 		rep.Completed++
-		e2e = append(e2e, m.outcomeAt.Sub(m.dataEnd))
+		e2e = append(e2e, m.outcomeAt.Sub(m.latencyStart()))
 		rep.Dispositions[m.disposition]++
 		if m.broken && m.disposition != "dead" {
 			rep.WrongDisposition++
+		}
+		if m.corpus != nil && (m.disposition != string(contracts.Processed) || m.dkim != m.corpus.Kind.Want()) {
+			rep.Unexpected++
+			if len(rep.UnexpectedFirst) < 10 {
+				rep.UnexpectedFirst = append(rep.UnexpectedFirst, fmt.Sprintf("%s (%s): %s dkim=%s, want processed dkim=%s",
+					m.corpus.MessageID, m.corpus.Kind, m.disposition, m.dkim, m.corpus.Kind.Want()))
+			}
 		}
 		rep.DKIM[m.dkim]++
 	}
@@ -197,6 +202,12 @@ func (rep Report) Err() error {
 	if rep.Missing > 0 {
 		errs = append(errs, fmt.Errorf("%d accepted mails have no outcome after %v (first: %s)", rep.Missing, rep.Config.Drain, strings.Join(rep.MissingIDs, ", ")))
 	}
+	if rep.DuplicateOutcomes > 0 {
+		errs = append(errs, fmt.Errorf("%d duplicate outcome events", rep.DuplicateOutcomes))
+	}
+	if rep.Unexpected > 0 {
+		errs = append(errs, fmt.Errorf("%d outcomes not what the corpus says (first: %s)", rep.Unexpected, strings.Join(rep.UnexpectedFirst, "; ")))
+	}
 	if rep.WrongDisposition > 0 {
 		errs = append(errs, fmt.Errorf("%d broken mails have an outcome other than dead", rep.WrongDisposition))
 	}
@@ -210,9 +221,18 @@ func (rep Report) Err() error {
 func (rep Report) Write(w io.Writer) error {
 	c := rep.Config
 	var b strings.Builder
-	fmt.Fprintf(&b, "load test %s: %d SMTP + %d LMTP clients, mails of %d bytes", rep.Token, c.Clients, c.LMTPClients, c.Size)
-	if c.Signer != nil {
-		fmt.Fprintf(&b, ", DKIM-signed (d=%s s=%s)", c.Signer.Domain, c.Signer.Selector)
+	loop := "closed loop"
+	if rep.OpenLoop {
+		loop = fmt.Sprintf("open loop at %.0f mails/s", rep.Rate)
+	}
+	fmt.Fprintf(&b, "load test %s, %s: %d SMTP + %d LMTP connections, ", rep.Token, loop, c.Clients, c.LMTPClients)
+	switch {
+	case c.Corpus != nil:
+		fmt.Fprintf(&b, "corpus of %d mails", len(c.Corpus.Mails))
+	case c.Signer != nil:
+		fmt.Fprintf(&b, "mails of %d bytes, DKIM-signed (d=%s s=%s)", c.Size, c.Signer.Domain, c.Signer.Selector)
+	default:
+		fmt.Fprintf(&b, "mails of %d bytes", c.Size)
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "  mails        sent %d  accepted %d  refused %d  transport errors %d\n", rep.Sent, rep.Accepted, sum(rep.Refused), rep.TransportErrors)
@@ -227,17 +247,35 @@ func (rep Report) Write(w io.Writer) error {
 	if rep.FirstError != "" {
 		fmt.Fprintf(&b, "  first error  %s\n", rep.FirstError)
 	}
-	fmt.Fprintf(&b, "  sending      %v, %.0f accepted/s\n", round(rep.Elapsed), rep.AcceptedPerSec)
-	fmt.Fprintf(&b, "  transaction  %v   (MAIL FROM to 250)\n", rep.Transaction)
+	fmt.Fprintf(&b, "  sending      %v, %.0f accepted/s", round(rep.Elapsed), rep.AcceptedPerSec)
+	if rep.OpenLoop {
+		fmt.Fprintf(&b, "; %d sends late by over 1ms (worst %v)", rep.Late, round(rep.LateMax))
+	}
+	b.WriteString("\n")
+	from := "MAIL FROM"
+	if rep.OpenLoop {
+		from = "scheduled time"
+	}
+	fmt.Fprintf(&b, "  transaction  %v   (%s to 250)\n", rep.Transaction, from)
 	fmt.Fprintf(&b, "  store        %v   (end of DATA to 250)\n", rep.Store)
 	if rep.Outcomes {
-		fmt.Fprintf(&b, "  end to end   %v   (end of DATA to outcome event)\n", rep.EndToEnd)
-		fmt.Fprintf(&b, "  outcomes     %d of %d accepted, %.0f/s; missing %d after a drain of %v\n",
-			rep.Completed, rep.Accepted, rep.OutcomesPerSec, rep.Missing, round(rep.Drained))
+		from = "DATA"
+		if rep.OpenLoop {
+			from = "scheduled DATA"
+		}
+		fmt.Fprintf(&b, "  end to end   %v   (%s to outcome event)\n", rep.EndToEnd, from)
+		fmt.Fprintf(&b, "  outcomes     %d of %d accepted, %.0f/s; lost %d, duplicated %d after a drain of %v\n",
+			rep.Completed, rep.Accepted, rep.OutcomesPerSec, rep.Missing, rep.DuplicateOutcomes, round(rep.Drained))
 		fmt.Fprintf(&b, "  dispositions %s   dkim %s\n", counts(rep.Dispositions), counts(rep.DKIM))
-		if rep.OutcomesOfRefused+rep.DuplicateOutcomes+rep.Undecodable+rep.Foreign > 0 {
-			fmt.Fprintf(&b, "  also         %d outcomes of mails not accepted, %d duplicate events, %d undecodable, %d naming no mail of the run\n",
-				rep.OutcomesOfRefused, rep.DuplicateOutcomes, rep.Undecodable, rep.Foreign)
+		if c.Corpus != nil {
+			fmt.Fprintf(&b, "  expected     %d outcomes not what the corpus says\n", rep.Unexpected)
+			for _, u := range rep.UnexpectedFirst {
+				fmt.Fprintf(&b, "               %s\n", u)
+			}
+		}
+		if rep.OutcomesOfRefused+rep.Undecodable+rep.Foreign > 0 {
+			fmt.Fprintf(&b, "  also         %d outcomes of mails not accepted, %d undecodable, %d naming no mail of the run\n",
+				rep.OutcomesOfRefused, rep.Undecodable, rep.Foreign)
 		}
 	} else {
 		b.WriteString("  end to end   not measured (no NATS URL)\n")

@@ -18,48 +18,85 @@ import (
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/embedded"
+	"github.com/mailscope/mailscope/keyserver"
 	"github.com/mailscope/mailscope/loadtest"
 	"github.com/mailscope/mailscope/producer"
 	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/testkit"
 )
 
+// loadtestFlags are the command's flags beyond loadtest.Config's.
+type loadtestFlags struct {
+	procs, devMode, keep, producerOnly, atomic  bool
+	binary, dataDir, jsonPath, keyBucket, creds string
+	workerArgs, producerArgs                    string
+	corpus, domains, rsaBits                    int
+	seed                                        uint64
+	signed, closed, open, ceilings              bool
+	rate                                        float64
+	openClients                                 int
+	ceilingTime                                 time.Duration
+	batch                                       producer.Batching
+}
+
 func runLoadtest(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	var c loadtest.Config
+	var f loadtestFlags
 	defURL := os.Getenv("NATS_URL")
 	if defURL == "" {
 		defURL = nats.DefaultURL
 	}
-	fs.StringVar(&c.SMTPAddr, "smtp", "127.0.0.1:2525", `producer SMTP address ("" for none)`)
-	fs.StringVar(&c.LMTPAddr, "lmtp", "127.0.0.1:2424", "producer LMTP address (used with --lmtp-clients)")
-	fs.StringVar(&c.NATSURL, "nats", defURL, `NATS URL to read outcome events from ("" to measure the SMTP side only)`)
-	creds := fs.String("nats-creds", "", "NATS credentials file")
+	// Where the system is.
+	fs.BoolVar(&f.procs, "procs", false, "start the system as separate processes of this binary (server, producer, worker) and measure each one's CPU; the default unless --dev, --smtp or --nats is given")
+	fs.BoolVar(&f.devMode, "dev", false, "start the system inside this process (embedded nats-server with fsync always, producer, worker): only one process's CPU is known")
+	fs.StringVar(&c.SMTPAddr, "smtp", "127.0.0.1:2525", `a running producer's SMTP address ("" for none); giving it (or --nats) drives a running system`)
+	fs.StringVar(&c.LMTPAddr, "lmtp", "127.0.0.1:2424", "a running producer's LMTP address (used with --lmtp-clients)")
+	fs.StringVar(&c.NATSURL, "nats", defURL, `a running system's NATS URL to read outcome events from ("" to measure the SMTP side only)`)
+	fs.StringVar(&f.creds, "nats-creds", "", "NATS credentials file (running system)")
 	fs.StringVar(&c.OutcomePrefix, "outcome-prefix", contracts.DefaultNames().OutcomePrefix, "outcome subject prefix")
-	fs.IntVar(&c.Clients, "clients", 4, "concurrent SMTP connections")
-	fs.IntVar(&c.LMTPClients, "lmtp-clients", 0, "concurrent LMTP connections")
-	fs.IntVar(&c.Count, "count", 1000, "mails to send in all (0 with --duration: no count limit)")
-	fs.DurationVar(&c.Duration, "duration", 0, "stop sending after this long (0: only --count)")
-	fs.IntVar(&c.Size, "size", 8<<10, "bytes per mail before the signature")
-	signed := fs.Bool("signed", false, "DKIM-sign every mail with a fresh ed25519 key (with --dev its key is served to the worker; else see --key-bucket)")
-	keyBucket := fs.String("key-bucket", "", "with --signed and without --dev: staging key bucket to put the key in, so that signatures verify")
+	fs.StringVar(&f.keyBucket, "key-bucket", "", "running system: staging key bucket to put the DKIM keys in, so that signatures verify")
+	fs.StringVar(&f.binary, "binary", "", "with --procs: the mailscope binary to start (default this one)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "with --procs or --dev: the server's data directory (default a temporary one, removed at the end unless --keep)")
+	fs.BoolVar(&f.keep, "keep", false, "with --procs or --dev: keep the temporary data directory")
+	fs.StringVar(&f.workerArgs, "worker-args", "", `with --procs: more flags for the worker, space-separated (e.g. "--concurrency 16")`)
+	fs.StringVar(&f.producerArgs, "producer-args", "", "with --procs: more flags for the producer, space-separated")
+	fs.BoolVar(&f.producerOnly, "producer-only", false, "with --procs or --dev: start no worker (no outcomes): the producer's side alone")
+	fs.BoolVar(&f.atomic, "atomic", false, "with --procs or --dev: let the mail stream take atomic batches (AllowAtomicPublish)")
+	fs.BoolVar(&f.batch.GroupCommit, "group-commit", false, "with --procs or --dev: the producer group-commits (implies --atomic)")
+	fs.DurationVar(&f.batch.Window, "batch-window", 0, "with --dev --producer-only: group commit window")
+	fs.IntVar(&f.batch.MinMsgs, "batch-min", 0, "with --dev --producer-only: smallest group stored as a batch (0: the default)")
+	fs.IntVar(&f.batch.MaxMsgs, "batch-max", 0, "with --dev --producer-only: largest batch (0: the default)")
+	fs.IntVar(&f.batch.Inflight, "batch-inflight", 0, "with --dev --producer-only: batches committing at once (0: the default)")
+	// What is sent.
+	fs.IntVar(&f.corpus, "corpus", 2000, "mails in the corpus (sizes log-normal around 8 KiB; 79% RSA-signed, 9% ed25519, 9% unsigned, 2% tampered, 1% signed twice; 21% multipart)")
+	fs.Uint64Var(&f.seed, "seed", 1, "corpus seed: the same seed makes the same mails (the keys are fresh)")
+	fs.IntVar(&f.domains, "domains", 20, "signing domains of the corpus, used Zipf-like")
+	fs.IntVar(&f.rsaBits, "rsa-bits", 2048, "RSA key size of the corpus (at least 1024)")
+	fs.IntVar(&c.Size, "size", 0, "send synthetic mails of this many bytes instead of the corpus (no ceilings)")
+	fs.BoolVar(&f.signed, "signed", false, "synthetic mails (--size, default 8 KiB): DKIM-sign each with one fresh ed25519 key")
 	fs.IntVar(&c.DeadEvery, "dead-every", 0, "make every Nth mail no RFC 5322 mail, to drive the dead-letter path (its outcome must be dead); 0 for none")
+	// How hard.
+	fs.IntVar(&c.Clients, "clients", 128, "closed loop: concurrent SMTP connections, each sending mail after mail")
+	fs.IntVar(&c.LMTPClients, "lmtp-clients", 0, "closed loop: concurrent LMTP connections")
+	fs.IntVar(&c.Count, "count", 0, "mails per phase (default the corpus's size: each corpus mail once; synthetic mails: 1000)")
+	fs.DurationVar(&c.Duration, "duration", 0, "stop each phase's sending after this long (0: only --count)")
+	fs.BoolVar(&f.closed, "closed", true, "run the closed loop")
+	fs.BoolVar(&f.open, "open", true, "run the open loop")
+	fs.Float64Var(&f.rate, "rate", 0, "open loop: mails/s, sent at fixed times whatever the replies (default half the closed loop's end-to-end mails/s)")
+	fs.IntVar(&f.openClients, "open-clients", 0, "open loop: connections (default twice the rate times the closed loop's p99 transaction time, at least --clients)")
+	fs.BoolVar(&f.ceilings, "ceilings", true, "measure the ceilings first (bare DKIM verification, JetStream batch publish and consume)")
+	fs.DurationVar(&f.ceilingTime, "ceiling-time", time.Second, "each ceiling goes through the corpus again until it has run this long (0: once)")
 	fs.DurationVar(&c.Drain, "drain", 30*time.Second, "wait this long after the last mail for outstanding outcomes")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "bound on every dial and SMTP command")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow SMTP/LMTP addresses that are not loopback")
-	devMode := fs.Bool("dev", false, "start an in-process dev system (embedded nats-server with fsync always, producer, worker) in a temporary directory and drive it; --smtp, --lmtp and --nats are ignored")
-	keep := fs.Bool("keep", false, "with --dev: keep the temporary data directory")
-	producerOnly := fs.Bool("producer-only", false, "with --dev: start only the nats-server and the producer (no worker, no outcomes), with the --batch-* settings")
-	atomicBatches := fs.Bool("atomic", false, "with --dev: let the temporary mail stream take atomic batches (AllowAtomicPublish), so that the producer group-commits")
-	var batch producer.Batching
-	fs.BoolVar(&batch.GroupCommit, "group-commit", false, "with --dev: the producer group-commits (implies --atomic)")
-	fs.DurationVar(&batch.Window, "batch-window", 0, "with --dev --producer-only: group commit window")
-	fs.IntVar(&batch.MinMsgs, "batch-min", 0, "with --dev --producer-only: smallest group stored as a batch (0: the default)")
-	fs.IntVar(&batch.MaxMsgs, "batch-max", 0, "with --dev --producer-only: largest batch (0: the default)")
-	fs.IntVar(&batch.Inflight, "batch-inflight", 0, "with --dev --producer-only: batches committing at once (0: the default)")
+	fs.StringVar(&f.jsonPath, "json", "", "also write the report as JSON to this file")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: mailscope loadtest [--dev | --smtp ADDR --nats URL] [--clients N] [--count N | --duration D] [--size BYTES] [--signed]")
-		fmt.Fprintln(fs.Output(), "Sends mail over SMTP/LMTP with concurrent persistent connections and follows each to its outcome event.")
+		fmt.Fprintln(fs.Output(), "usage: mailscope loadtest [--procs | --dev | --smtp ADDR --nats URL] [--corpus N] [--clients N] [--rate R] [--json FILE]")
+		fmt.Fprintln(fs.Output(), "Measures the system and its ceilings in one run: bare DKIM verification and JetStream on the corpus,")
+		fmt.Fprintln(fs.Output(), "then the system over SMTP/LMTP in a closed loop and an open loop, every mail followed to its outcome,")
+		fmt.Fprintln(fs.Output(), "with each process's CPU per mail and ratios to the ceilings. Exit status 1 when an outcome is lost,")
+		fmt.Fprintln(fs.Output(), "duplicated or not what the corpus says, or a mail is refused. See loadtest/README.md.")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -69,86 +106,52 @@ func runLoadtest(ctx context.Context, args []string, out io.Writer) error {
 		fs.Usage()
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	if c.LMTPClients == 0 && !*devMode {
-		c.LMTPAddr = ""
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	external := set["smtp"] || set["nats"]
+	mode := "procs"
+	switch {
+	case f.devMode && f.procs, f.devMode && external, f.procs && external:
+		return usageError{errors.New("choose one of --procs, --dev and a running system (--smtp/--nats)")}
+	case f.devMode:
+		mode = "dev"
+	case external:
+		mode = "external"
 	}
-	if *creds != "" {
-		c.NATSOptions = append(c.NATSOptions, nats.UserCredentials(*creds))
+	if err := checkLoadtestFlags(mode, set, &c, &f); err != nil {
+		return usageError{err}
+	}
+	if f.creds != "" {
+		c.NATSOptions = append(c.NATSOptions, nats.UserCredentials(f.creds))
 	}
 
-	if batch.GroupCommit {
-		*atomicBatches = true
+	mc := loadtest.MeasureConfig{
+		Run: c, Mode: mode, NoCeilings: !f.ceilings, NoClosed: !f.closed, NoOpen: !f.open,
+		OpenRate: f.rate, OpenClients: f.openClients, Progress: os.Stderr, NoOutcomes: f.producerOnly,
+		Ceiling: loadtest.CeilingConfig{MinTime: f.ceilingTime},
 	}
-	if (*producerOnly || *atomicBatches) && !*devMode {
-		return usageError{fmt.Errorf("--producer-only and --atomic need --dev")}
+	if f.ceilingTime <= 0 {
+		mc.Ceiling.MinTime = -1 // once through the corpus
 	}
-	var batchFlags bool
-	fs.Visit(func(f *flag.Flag) { batchFlags = batchFlags || strings.HasPrefix(f.Name, "batch-") })
-	if batchFlags && !*producerOnly {
-		return usageError{fmt.Errorf("the --batch-* flags need --dev --producer-only")}
+	// The keys: served by a DNS server on loopback that the worker is
+	// pointed at, or put in a staging key bucket of a running system.
+	keys, err := keyserver.Start("127.0.0.1:0")
+	if err != nil {
+		return err
 	}
-	var publishKey func(ctx context.Context, name, txt string) error
-	var stats func() producer.PublishStats
-	if *devMode {
-		dir, err := os.MkdirTemp("", "mailscope-loadtest-")
+	defer keys.Close()
+	publish := func(name, txt string) { keys.SetTXT(name, 3600, txt) }
+	if c.Size == 0 {
+		fmt.Fprintf(os.Stderr, "generating the corpus: %d mails, %d domains, RSA-%d keys\n", f.corpus, f.domains, f.rsaBits)
+		cp, err := loadtest.GenerateCorpus(loadtest.CorpusConfig{Seed: f.seed, Mails: f.corpus, Domains: f.domains, RSABits: f.rsaBits})
 		if err != nil {
 			return err
 		}
-		if !*keep {
-			defer os.RemoveAll(dir)
+		mc.Corpus = cp
+		for name, txt := range cp.Keys {
+			publish(name, txt)
 		}
-		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		var sys *devSystem
-		if *producerOnly {
-			sys, err = startProducerOnly(ctx, dir, batch, logger)
-		} else {
-			sys, err = startDevSystem(ctx, dir, batch, logger)
-		}
-		if err != nil {
-			return err
-		}
-		defer sys.close()
-		if *atomicBatches {
-			if err := allowAtomicPublish(ctx, sys.js); err != nil {
-				return err
-			}
-		}
-		c.SMTPAddr, c.LMTPAddr, c.NATSURL = sys.smtp, sys.lmtp, sys.url
-		if c.Clients == 0 {
-			c.SMTPAddr = ""
-		}
-		if c.LMTPClients == 0 {
-			c.LMTPAddr = ""
-		}
-		what := "producer and worker"
-		if *producerOnly {
-			what = "producer only, no outcomes"
-			c.NATSURL = ""
-		}
-		fmt.Fprintf(out, "dev system (%s): nats %s (embedded, fsync always, data in %s), smtp %s, lmtp %s, atomic batches %v\n",
-			what, sys.url, dir, sys.smtp, sys.lmtp, *atomicBatches)
-		publishKey, stats = sys.publishKey, sys.stats
-	} else if *signed && *keyBucket != "" {
-		publishKey = func(ctx context.Context, name, txt string) error {
-			opts := append([]nats.Option{nats.Name("mailscope-loadtest")}, c.NATSOptions...)
-			nc, err := nats.Connect(c.NATSURL, opts...)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
-			kv, err := js.KeyValue(ctx, *keyBucket)
-			if err != nil {
-				return fmt.Errorf("key bucket %s: %w", *keyBucket, err)
-			}
-			_, err = auth.NewKVKeys(kv).Put(ctx, name, txt)
-			return err
-		}
-	}
-	if *signed {
+	} else if f.signed {
 		const domain, selector = "loadtest.example", "lt"
 		key, err := testkit.GenerateKey("ed25519", 0)
 		if err != nil {
@@ -158,87 +161,259 @@ func runLoadtest(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		c.Signer = &loadtest.Signer{Domain: domain, Selector: selector, Key: key}
-		if publishKey == nil {
-			fmt.Fprintf(out, "the signing key is not published anywhere; signatures will not verify unless %s TXT %q is\n",
-				testkit.DNSName(selector, domain), txt)
-		} else if err := publishKey(ctx, testkit.DNSName(selector, domain), txt); err != nil {
-			return fmt.Errorf("publish the signing key: %w", err)
+		mc.Run.Signer = &loadtest.Signer{Domain: domain, Selector: selector, Key: key}
+		publish(testkit.DNSName(selector, domain), txt)
+	}
+	if mode == "external" {
+		if err := publishExternal(ctx, c, f.keyBucket, mc.Corpus, mc.Run.Signer, keys); err != nil {
+			return err
 		}
 	}
+	mc.Start = starter(mode, c, &f, keys.Addr(), out)
 
-	rep, err := loadtest.Run(ctx, c)
-	if stats != nil {
-		defer func() { fmt.Fprintf(out, "  producer     %+v\n", stats()) }()
+	m, err := loadtest.Measure(ctx, mc)
+	if werr := m.Write(out); werr != nil && err == nil {
+		err = werr
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	if werr := rep.Write(out); werr != nil {
-		return werr
+	if f.jsonPath != "" {
+		if jerr := m.WriteJSON(f.jsonPath); jerr != nil && err == nil {
+			err = jerr
+		}
 	}
 	if err != nil {
 		return err
 	}
-	return rep.Err()
+	return m.Err()
 }
 
-// devSystem is what a --dev load test drives.
-type devSystem struct {
-	url, smtp, lmtp string
-	js              jetstream.JetStream
-	publishKey      func(ctx context.Context, name, txt string) error
-	stats           func() producer.PublishStats // nil when unknown
-	close           func()
+// checkLoadtestFlags refuses flags that do not fit the mode and fills in
+// what the legacy flags imply.
+func checkLoadtestFlags(mode string, set map[string]bool, c *loadtest.Config, f *loadtestFlags) error {
+	local := mode == "procs" || mode == "dev"
+	for _, name := range []string{"producer-only", "atomic", "group-commit", "data-dir", "keep"} {
+		if set[name] && !local {
+			return fmt.Errorf("--%s needs --procs or --dev", name)
+		}
+	}
+	for _, name := range []string{"binary", "worker-args", "producer-args"} {
+		if set[name] && mode != "procs" {
+			return fmt.Errorf("--%s needs --procs", name)
+		}
+	}
+	for _, name := range []string{"batch-window", "batch-min", "batch-max", "batch-inflight"} {
+		if set[name] && (mode != "dev" || !f.producerOnly) {
+			return fmt.Errorf("the --batch-* flags need --dev --producer-only")
+		}
+	}
+	if set["key-bucket"] && mode != "external" {
+		return errors.New("--key-bucket is for a running system (--smtp/--nats); --procs and --dev serve the keys themselves")
+	}
+	if f.batch.GroupCommit {
+		f.atomic = true
+	}
+	if f.signed && c.Size == 0 {
+		c.Size = 8 << 10
+	}
+	if c.Size > 0 && c.Size < loadtest.MinSize {
+		return fmt.Errorf("--size %d: at least %d", c.Size, loadtest.MinSize)
+	}
+	if c.Size > 0 && c.Count == 0 && c.Duration == 0 {
+		c.Count = 1000
+	}
+	if c.Size == 0 && (f.corpus < 1 || f.corpus > loadtest.MaxCorpus) {
+		return fmt.Errorf("--corpus %d: want 1 to %d", f.corpus, loadtest.MaxCorpus)
+	}
+	if f.domains < 1 || f.domains > loadtest.MaxDomains {
+		return fmt.Errorf("--domains %d: want 1 to %d", f.domains, loadtest.MaxDomains)
+	}
+	if f.rsaBits < 1024 {
+		return fmt.Errorf("--rsa-bits %d: workers refuse RSA keys under 1024 bits", f.rsaBits)
+	}
+	if c.Clients < 0 || c.LMTPClients < 0 || c.Clients+c.LMTPClients == 0 {
+		return errors.New("--clients and --lmtp-clients: at least one connection, none negative")
+	}
+	if c.Count < 0 || c.Duration < 0 || c.DeadEvery < 0 || f.openClients < 0 {
+		return errors.New("--count, --duration, --dead-every and --open-clients cannot be negative")
+	}
+	if f.rate < 0 || f.rate > loadtest.MaxRate {
+		return fmt.Errorf("--rate %g: want 0 (half the closed loop's) up to %d", f.rate, loadtest.MaxRate)
+	}
+	if !f.closed && !f.open {
+		return errors.New("--closed=false and --open=false: nothing to measure")
+	}
+	if !f.closed && f.open && f.rate == 0 {
+		return errors.New("--closed=false needs --rate for the open loop")
+	}
+	if local && c.LMTPClients == 0 {
+		c.LMTPAddr = ""
+	}
+	if mode == "external" && c.LMTPClients == 0 {
+		c.LMTPAddr = ""
+	}
+	if mode == "external" && c.Clients == 0 {
+		c.SMTPAddr = ""
+	}
+	return nil
 }
 
-// startDevSystem starts the whole dev system: server, producer, worker,
-// and the built-in key source.
-func startDevSystem(ctx context.Context, dir string, b producer.Batching, logger *slog.Logger) (*devSystem, error) {
+// starter returns the function that starts (or, for a running system,
+// names) the system once the verification ceiling is measured.
+func starter(mode string, c loadtest.Config, f *loadtestFlags, dnsServer string, out io.Writer) func(context.Context) (*loadtest.System, error) {
+	return func(ctx context.Context) (*loadtest.System, error) {
+		if mode == "external" {
+			return &loadtest.System{NATSURL: c.NATSURL, SMTPAddr: c.SMTPAddr, LMTPAddr: c.LMTPAddr}, nil
+		}
+		dir, removeDir, err := dataDir(f)
+		if err != nil {
+			return nil, err
+		}
+		var sys *loadtest.System
+		if mode == "procs" {
+			wargs, pargs := strings.Fields(f.workerArgs), strings.Fields(f.producerArgs)
+			sys, err = loadtest.StartProcs(ctx, loadtest.ProcsConfig{
+				Binary: f.binary, DataDir: dir, DNSServer: dnsServer, GroupCommit: f.batch.GroupCommit,
+				AtomicPublish: f.atomic, LMTP: c.LMTPClients > 0, NoWorker: f.producerOnly,
+				WorkerArgs: wargs, ProducerArgs: pargs,
+			})
+		} else {
+			sys, err = startDevSystem(ctx, dir, f, dnsServer)
+		}
+		if err != nil {
+			removeDir()
+			return nil, err
+		}
+		what := "server, producer and worker"
+		if f.producerOnly {
+			what = "server and producer only, no outcomes"
+		}
+		fmt.Fprintf(out, "system (%s, %s): nats %s (fsync always, data in %s), smtp %s, lmtp %s, atomic batches %v, group commit %v, keys from DNS %s\n",
+			mode, what, sys.NATSURL, dir, sys.SMTPAddr, orNone(sys.LMTPAddr), f.atomic, f.batch.GroupCommit, dnsServer)
+		stop := sys.Stop
+		sys.Stop = func() error {
+			var err error
+			if stop != nil {
+				err = stop()
+			}
+			removeDir()
+			return err
+		}
+		return sys, nil
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// dataDir returns the data directory and what removes it at the end.
+func dataDir(f *loadtestFlags) (string, func(), error) {
+	if f.dataDir != "" {
+		return f.dataDir, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "mailscope-loadtest-")
+	if err != nil {
+		return "", nil, err
+	}
+	if f.keep {
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+// publishExternal puts the keys where a running system's workers read
+// them: the staging key bucket when one is named; else it says how to
+// point a worker at the load test's DNS server.
+func publishExternal(ctx context.Context, c loadtest.Config, bucket string, cp *loadtest.Corpus, s *loadtest.Signer, keys *keyserver.Server) error {
+	if cp == nil && s == nil {
+		return nil
+	}
+	if bucket == "" {
+		fmt.Fprintf(os.Stderr, "the DKIM keys are served only by this load test's DNS server at %s: start the worker with --dns-server %s, or give --key-bucket\n",
+			keys.Addr(), keys.Addr())
+		return nil
+	}
+	opts := append([]nats.Option{nats.Name("mailscope-loadtest")}, c.NATSOptions...)
+	nc, err := nats.Connect(c.NATSURL, opts...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return fmt.Errorf("key bucket %s: %w", bucket, err)
+	}
+	put := map[string]string{}
+	if cp != nil {
+		put = cp.Keys
+	} else {
+		txt, err := testkit.TXTRecord(s.Key)
+		if err != nil {
+			return err
+		}
+		put[testkit.DNSName(s.Selector, s.Domain)] = txt
+	}
+	for name, txt := range put {
+		if _, err := auth.NewKVKeys(kv).Put(ctx, name, txt); err != nil {
+			return fmt.Errorf("publish the key %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// startDevSystem starts the system inside this process: the whole dev
+// system, or with --producer-only the server and a producer with the
+// --batch-* settings.
+func startDevSystem(ctx context.Context, dir string, f *loadtestFlags, dnsServer string) (*loadtest.System, error) {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if f.producerOnly {
+		return startProducerOnly(ctx, dir, f.batch, f.atomic, logger)
+	}
 	s, err := dev.Start(ctx, dev.Config{DataDir: dir, NATSPort: -1, SMTPAddr: "127.0.0.1:0", LMTPAddr: "127.0.0.1:0", Logger: logger,
-		Producer: producer.Config{Batch: b}, Provision: provision.Config{AtomicPublish: b.GroupCommit}})
+		DNSServer: dnsServer, Producer: producer.Config{Batch: f.batch}, Provision: provision.Config{AtomicPublish: f.atomic}})
 	if err != nil {
 		return nil, err
 	}
-	return &devSystem{
-		url: s.URL, smtp: s.SMTPAddr, lmtp: s.LMTPAddr, js: s.JS,
-		publishKey: func(_ context.Context, name, txt string) error {
-			s.Keys.SetTXT(name, 300, txt)
-			return nil
-		},
-		close: s.Close,
-	}, nil
+	return &loadtest.System{NATSURL: s.URL, SMTPAddr: s.SMTPAddr, LMTPAddr: s.LMTPAddr, Stop: func() error { s.Close(); return nil }}, nil
 }
 
 // startProducerOnly starts an embedded nats-server, provisions it, and
 // runs a producer with the given group commit settings: the producer's
 // side alone, without a worker competing for the disk.
-func startProducerOnly(ctx context.Context, dir string, b producer.Batching, logger *slog.Logger) (_ *devSystem, err error) {
+func startProducerOnly(ctx context.Context, dir string, b producer.Batching, atomic bool, logger *slog.Logger) (_ *loadtest.System, err error) {
 	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: dir})
 	if err != nil {
 		return nil, err
 	}
 	var closers []func()
-	sys := &devSystem{url: srv.ClientURL(), close: func() {
+	sys := &loadtest.System{NATSURL: srv.ClientURL(), Stop: func() error {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
+		return nil
 	}}
 	closers = append(closers, srv.Close)
 	defer func() {
 		if err != nil {
-			sys.close()
+			_ = sys.Close()
 		}
 	}()
-	nc, err := nats.Connect(sys.url, nats.Name("mailscope-loadtest-producer"))
+	nc, err := nats.Connect(sys.NATSURL, nats.Name("mailscope-loadtest-producer"))
 	if err != nil {
 		return nil, err
 	}
 	closers = append(closers, nc.Close)
-	if sys.js, err = jetstream.New(nc); err != nil {
+	js, err := jetstream.New(nc)
+	if err != nil {
 		return nil, err
 	}
-	if err := provision.Run(ctx, sys.js, provision.Config{}); err != nil {
+	if err := provision.Run(ctx, js, provision.Config{AtomicPublish: atomic}); err != nil {
 		return nil, err
 	}
 	b.Logger = logger
@@ -249,7 +424,7 @@ func startProducerOnly(ctx context.Context, dir string, b producer.Batching, log
 	if err := p.Listen(); err != nil {
 		return nil, err
 	}
-	sys.smtp, sys.lmtp, sys.stats = p.Addr(false), p.Addr(true), p.PublishStats
+	sys.SMTPAddr, sys.LMTPAddr = p.Addr(false), p.Addr(true)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -258,20 +433,10 @@ func startProducerOnly(ctx context.Context, dir string, b producer.Batching, log
 			logger.Error("producer", slog.Any("err", err))
 		}
 	}()
-	closers = append(closers, func() { cancel(); <-done })
+	closers = append(closers, func() {
+		cancel()
+		<-done
+		fmt.Fprintf(os.Stderr, "producer publish stats: %+v\n", p.PublishStats())
+	})
 	return sys, nil
-}
-
-// allowAtomicPublish sets AllowAtomicPublish on the mail stream of a
-// temporary dev system.
-func allowAtomicPublish(ctx context.Context, js jetstream.JetStream) error {
-	name := contracts.DefaultNames().MailStream
-	st, err := js.Stream(ctx, name)
-	if err != nil {
-		return err
-	}
-	cfg := st.CachedInfo().Config
-	cfg.AllowAtomicPublish = true
-	_, err = js.UpdateStream(ctx, cfg)
-	return err
 }

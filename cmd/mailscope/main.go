@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"flags":     {"check rule text, list the flags and scopes, explain a mail (check, list, explain)", runFlags},
 	"loadtest":  {"drive a producer with concurrent SMTP/LMTP clients and follow every mail to its outcome", runLoadtest},
 	"provision": {"create or update the streams, consumer and flag bucket", runProvision},
+	"server":    {"run the embedded nats-server (JetStream, fsync always) alone", runServer},
 	"producer":  {"receive mail over SMTP and LMTP and put it on the stream", runProducer},
 	"worker":    {"verify, scope and process mail from the stream", runWorker},
 	"publish":   {"put raw mail files (or - for stdin) on the stream", runPublish},

@@ -2,14 +2,11 @@ package producer_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,8 +73,9 @@ func mailNumbered(i int) []byte {
 	return []byte(fmt.Sprintf("Subject: mail %d\r\n\r\nbody %d\r\n", i, i))
 }
 
-// TestBatchCommit: concurrent mails are stored as one batch; each caller
-// gets the acknowledgement of its own mail.
+// TestBatchCommit: concurrent mails are stored as one batch (package
+// groupcommit tests the mechanism); each caller gets the acknowledgement
+// of its own mail, stored with its envelope and its id as dedup id.
 func TestBatchCommit(t *testing.T) {
 	b := setup(t)
 	b.allowAtomic(t)
@@ -120,59 +118,9 @@ func TestBatchCommit(t *testing.T) {
 	}
 }
 
-// TestBatchEveryCallerAnswered: under many concurrent callers with the
-// default settings every caller gets its own, distinct sequence, and the
-// stream holds each mail once.
-func TestBatchEveryCallerAnswered(t *testing.T) {
-	b := setup(t)
-	b.allowAtomic(t)
-	const n = 300
-	pub := producer.NewBatchPublisher(b.js, "", wait, producer.Batching{})
-	res := publishAll(t, pub, make([]contracts.Envelope, n), func(int) []byte { return sample("bob@example.org") })
-	seen := map[uint64]int{}
-	for i, r := range res {
-		if r.err != nil {
-			t.Fatalf("caller %d: %v", i, r.err)
-		}
-		if j, dup := seen[r.ack.Sequence]; dup {
-			t.Fatalf("callers %d and %d both got sequence %d", j, i, r.ack.Sequence)
-		}
-		seen[r.ack.Sequence] = i
-	}
-	if got := b.count(t); got != n {
-		t.Errorf("stream holds %d mails, want %d", got, n)
-	}
-	s := pub.Stats()
-	if s.BatchedMails+s.Alone != n || s.Failed != 0 || s.Fallbacks != 0 {
-		t.Errorf("stats %+v: want %d mails stored, no failure, no fallback", s, n)
-	}
-	t.Logf("stats %+v", s)
-}
-
-// TestBatchFailureFailsAll: a batch the server refuses fails every mail
-// in it, although some of them alone would have fitted; none is stored.
-func TestBatchFailureFailsAll(t *testing.T) {
-	b := setupWith(t, options{provision: provision.Config{MailMaxBytes: 4 << 10}})
-	b.allowAtomic(t)
-	const n = 5
-	pub := b.oneBatch(n)
-	raw := mailOfSize(t, 1<<10)
-	res := publishAll(t, pub, make([]contracts.Envelope, n), func(int) []byte { return raw })
-	for i, r := range res {
-		if !errors.Is(r.err, producer.ErrNotStored) || r.ack != nil {
-			t.Errorf("caller %d: ack %v err %v, want ErrNotStored", i, r.ack, r.err)
-		}
-	}
-	if s := pub.Stats(); s.Failed != 1 || s.Batches != 0 {
-		t.Errorf("stats %+v, want one failed batch", s)
-	}
-	if got := b.count(t); got != 0 {
-		t.Errorf("stream holds %d mails, want none", got)
-	}
-}
-
-// TestBatchFailureAnswers451 is TestBatchFailureFailsAll through SMTP:
-// every transaction of the failed batch gets 451 4.3.0, none 250.
+// TestBatchFailureAnswers451: a batch the server refuses as a whole (a
+// stream too small for it) answers every transaction of it 451 4.3.0,
+// none 250, although some of the mails alone would have fitted.
 func TestBatchFailureAnswers451(t *testing.T) {
 	const n = 4
 	b := setupWith(t, options{
@@ -201,10 +149,10 @@ func TestBatchFailureAnswers451(t *testing.T) {
 	}
 }
 
-// TestBatchDedup: the server refuses a batch holding an id it has seen
-// (dedup does not work inside atomic batches); the publisher then stores
-// the batch's mails one by one, where dedup does work: the repeated mail
-// is acknowledged as a duplicate of the stored one, the others stored.
+// TestBatchDedup: a mail published again with its envelope's id, in a
+// batch, is acknowledged as a duplicate of the stored one (the server
+// refuses the batch; its mails are then stored one by one, where dedup
+// works), and the others are stored.
 func TestBatchDedup(t *testing.T) {
 	b := setup(t)
 	b.allowAtomic(t)
@@ -212,7 +160,6 @@ func TestBatchDedup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	pub := b.oneBatch(5)
 	res := publishAll(t, pub, envelopes("dup-1", "new-1", "new-2", "new-3", "new-4"), mailNumbered)
 	for i, r := range res {
@@ -227,83 +174,23 @@ func TestBatchDedup(t *testing.T) {
 	if got := b.count(t); got != 5 {
 		t.Errorf("stream holds %d mails, want 5", got)
 	}
-
-	// The same id twice in one batch: stored once, both callers answered.
-	res = publishAll(t, pub, envelopes("dup-2", "dup-2", "new-5", "new-6", "new-7"), mailNumbered)
-	dups := 0
-	for i, r := range res {
-		if r.err != nil {
-			t.Fatalf("caller %d (%s): %v", i, r.env.ID, r.err)
-		}
-		if r.ack.Duplicate {
-			dups++
-		}
-	}
-	if dups != 1 {
-		t.Errorf("%d duplicate acks, want 1", dups)
-	}
-	if got := b.count(t); got != 9 {
-		t.Errorf("stream holds %d mails, want 9", got)
-	}
-	if s := pub.Stats(); s.Fallbacks != 2 || s.Failed != 0 {
-		t.Errorf("stats %+v, want 2 fallbacks, no failure", s)
+	if s := pub.Stats(); s.Fallbacks != 1 || s.Failed != 0 {
+		t.Errorf("stats %+v, want 1 fallback, no failure", s)
 	}
 }
 
-// TestBatchWithoutAtomicStream: a stream that does not allow atomic
-// publish still gets every mail, one by one, with a warning.
-func TestBatchWithoutAtomicStream(t *testing.T) {
-	b := setup(t)
-	info, err := b.streamObj.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
+// TestBatchingDefaults: the effective configuration states the group
+// commit defaults, and the producer's logger.
+func TestBatchingDefaults(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	got := producer.Config{Logger: logger}.WithDefaults(0).Batch
+	want := producer.Batching{Inflight: 1, MinMsgs: 8, MaxMsgs: 100, MaxBytes: 4 << 20, Logger: logger}
+	if got != want {
+		t.Errorf("Batch %+v, want %+v", got, want)
 	}
-	if info.Config.AllowAtomicPublish {
-		cfg := info.Config
-		cfg.AllowAtomicPublish = false
-		if _, err := b.js.UpdateStream(t.Context(), cfg); err != nil {
-			t.Fatal(err)
-		}
+	if got := (producer.Config{Batch: producer.Batching{MinMsgs: 1}}).WithDefaults(0).Batch.MinMsgs; got != 2 {
+		t.Errorf("MinMsgs 1 became %d, want 2", got)
 	}
-	var logs syncBuffer
-	pub := producer.NewBatchPublisher(b.js, "", wait, producer.Batching{Window: wait, MaxMsgs: 3, MinMsgs: 2,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	for round := range 2 {
-		for i, r := range publishAll(t, pub, make([]contracts.Envelope, 3), mailNumbered) {
-			if r.err != nil {
-				t.Fatalf("round %d caller %d: %v", round, i, r.err)
-			}
-		}
-	}
-	if got := b.count(t); got != 6 {
-		t.Errorf("stream holds %d mails, want 6", got)
-	}
-	// The first batch is refused; then the publisher stops trying for a
-	// while and publishes mail by mail at once.
-	if s := pub.Stats(); s.Fallbacks != 1 || s.Alone != 6 || s.Batches != 0 {
-		t.Errorf("stats %+v, want 1 fallback and 6 mails alone", s)
-	}
-	if !strings.Contains(logs.String(), "does not allow atomic publish") {
-		t.Errorf("no warning logged: %q", logs.String())
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger used from goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestBatchingOff: without Batch.GroupCommit every mail is stored on its own.
@@ -321,20 +208,5 @@ func TestBatchingOff(t *testing.T) {
 	wg.Wait()
 	if s := b.p.PublishStats(); s.Alone != 10 || s.Batches != 0 {
 		t.Errorf("stats %+v, want 10 mails alone", s)
-	}
-}
-
-// TestBatchLoneMailWithWindow: with a window, a lone mail is committed
-// once the window has passed, without company.
-func TestBatchLoneMailWithWindow(t *testing.T) {
-	b := setup(t)
-	b.allowAtomic(t)
-	pub := producer.NewBatchPublisher(b.js, "", wait, producer.Batching{Window: 5 * time.Millisecond})
-	env := envelopes("")[0]
-	if _, err := pub.Publish(t.Context(), &env, mailNumbered(0)); err != nil {
-		t.Fatal(err)
-	}
-	if s := pub.Stats(); s.Alone != 1 {
-		t.Errorf("stats %+v, want the mail alone", s)
 	}
 }

@@ -48,7 +48,8 @@ type Config struct {
 	AckWait time.Duration
 	// AtomicPublish lets the mail stream take atomic batches
 	// (AllowAtomicPublish), which the producer's group commit needs.
-	// Default off. See loadtest/README.md for when it pays.
+	// Default off. See loadtest/README.md for when it pays. The outcome
+	// stream allows atomic publish whatever this says.
 	AtomicPublish bool
 	// HeldMaxBytes caps the held-mail stream; when full, more held mail
 	// stays on the mail stream and is looked at again after HoldDelay.
@@ -180,6 +181,9 @@ func (c Config) HeldConsumer() jetstream.ConsumerConfig {
 }
 
 // OutcomeStream returns the configuration of the outcome event stream.
+// It always allows atomic publish (AllowAtomicPublish): workers
+// group-commit their outcome events (package groupcommit), and Run turns
+// it on for an outcome stream provisioned before.
 func (c Config) OutcomeStream() jetstream.StreamConfig {
 	c = c.WithDefaults()
 	return jetstream.StreamConfig{
@@ -191,6 +195,10 @@ func (c Config) OutcomeStream() jetstream.StreamConfig {
 		MaxAge:      c.OutcomeMaxAge,
 		Replicas:    c.Replicas,
 		Duplicates:  c.OutcomeDuplicateWindow,
+		// Batches refuse repeated Nats-Msg-Ids as a whole; the publisher
+		// then stores their events one by one, where the window above
+		// still keeps one outcome per mail.
+		AllowAtomicPublish: true,
 	}
 }
 

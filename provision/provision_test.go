@@ -1,12 +1,15 @@
 package provision_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/groupcommit"
 	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/systest"
 )
@@ -38,7 +41,7 @@ func TestRunIdempotent(t *testing.T) {
 	}{
 		{n.MailStream, n.MailSubject, jetstream.WorkQueuePolicy, jetstream.DiscardNew, true},
 		{n.HeldStream, n.HeldSubject, jetstream.WorkQueuePolicy, jetstream.DiscardNew, false},
-		{n.OutcomeStream, n.OutcomePrefix + ".>", jetstream.LimitsPolicy, jetstream.DiscardOld, false},
+		{n.OutcomeStream, n.OutcomePrefix + ".>", jetstream.LimitsPolicy, jetstream.DiscardOld, true},
 		{n.DeadStream, n.DeadSubject, jetstream.LimitsPolicy, jetstream.DiscardOld, false},
 	} {
 		s, err := js.Stream(ctx, c.stream)
@@ -77,5 +80,50 @@ func TestNoKeyBucketUnlessAsked(t *testing.T) {
 	}
 	if _, err := js.KeyValue(t.Context(), "mail_dkim_keys"); err == nil {
 		t.Error("a key bucket exists without being asked for")
+	}
+}
+
+// TestOutcomeStreamAtomic: an outcome stream provisioned without atomic
+// publish is updated to allow it, on every run, and then takes the
+// workers' group-committed outcome events as atomic batches.
+func TestOutcomeStreamAtomic(t *testing.T) {
+	js := jetStream(t)
+	ctx := t.Context()
+	c := provision.Config{}.WithDefaults()
+	old := c.OutcomeStream()
+	old.AllowAtomicPublish = false
+	if _, err := js.CreateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	for run := range 2 {
+		if err := provision.Run(ctx, js, provision.Config{}); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		s, err := js.Stream(ctx, c.Names.OutcomeStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.CachedInfo().Config.AllowAtomicPublish {
+			t.Fatalf("run %d: outcome stream does not allow atomic publish", run)
+		}
+	}
+
+	const n = 4
+	pub := groupcommit.New(js, groupcommit.Config{Window: time.Minute, MinMsgs: 2, MaxMsgs: n, Timeout: time.Minute})
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			subject := c.Names.OutcomePrefix + []string{".processed", ".dead"}[i%2]
+			_, err := pub.Publish(ctx, &nats.Msg{Subject: subject, Data: []byte("{}")}, fmt.Sprintf("mail-%d", i))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := pub.Stats(); s.Batches != 1 || s.BatchedMails != n {
+		t.Errorf("stats %+v, want one batch of %d outcomes", s, n)
 	}
 }

@@ -151,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.Worker, err = workers.New(cfg.Worker, wnc); err != nil {
+	if s.Worker, err = workers.New(ctx, cfg.Worker, wnc); err != nil {
 		return nil, err
 	}
 

@@ -1,8 +1,10 @@
 package dev_test
 
 import (
+	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,5 +131,56 @@ func TestPauseWithVerifiedException(t *testing.T) {
 	b.putRules(t, rules.FlagPause, "dkim:example.com 10 off\n")
 	if o := b.outcomes.First(t, "other@example.org"); o.Disposition != contracts.Processed {
 		t.Errorf("other mail after the pause: %s", o.Disposition)
+	}
+}
+
+// TestHeldRechecksNeverAct: a held mail is evaluated again on every rule
+// change and every HoldDelay, and none of these re-checks runs its
+// handler (the one step with side effects); the handler runs once, when
+// the pause lifts. The pause rule has a dkim: term, so that every
+// re-check goes through verification and rules, the whole evaluate step.
+func TestHeldRechecksNeverAct(t *testing.T) {
+	var mu sync.Mutex
+	acted := map[string]int{} // by recipient
+	publish := workers.Handlers(64 << 10)["publish"]
+	counting := workers.HandlerFunc(func(ctx context.Context, m *workers.Mail, dryRun bool) (workers.HandlerResult, error) {
+		mu.Lock()
+		acted[m.Env.RcptTo[0]]++
+		mu.Unlock()
+		return publish.Handle(ctx, m, dryRun)
+	})
+	actedOn := func(rcpt string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return acted[rcpt]
+	}
+	b := setup(t, workers.Config{HoldDelay: 20 * time.Millisecond, Handlers: map[string]workers.Handler{"publish": counting}})
+	b.putRules(t, rules.FlagPause, `dkim:partner.example&rcpt:^held@ 10 true`+"\n")
+
+	b.sendSMTP(t, mail(t, "held@example.org", "held", b.edKey, "partner.example", "ed"), "held@example.org")
+	b.sendSMTP(t, mail(t, "free@example.org", "free", b.edKey, "partner.example", "ed"), "free@example.org")
+	if o := b.outcomes.First(t, "free@example.org"); o.Disposition != contracts.Processed {
+		t.Fatalf("unpaused mail: %s", o.Disposition)
+	}
+	systest.WaitFor(t, "the mail to be held", func() bool { return b.sys.Worker.Held() == 1 })
+	checks := b.sys.Worker.HeldChecks()
+	// Re-checks on rule changes (a key the mail does not match) and on
+	// the HoldDelay ticks.
+	b.putRules(t, rules.FlagReject, `rcpt:^nobody@ 10 not this one`+"\n")
+	b.putRules(t, rules.FlagDryRun, `rcpt:^nobody@ 10 true`+"\n")
+	systest.WaitFor(t, "ten re-checks of the held mail", func() bool { return b.sys.Worker.HeldChecks() >= checks+10 })
+	if n := actedOn("held@example.org"); n != 0 {
+		t.Fatalf("the handler ran %d times for a mail that is still held", n)
+	}
+	if n := actedOn("free@example.org"); n != 1 {
+		t.Errorf("the handler ran %d times for the unpaused mail, want 1", n)
+	}
+
+	b.putRules(t, rules.FlagPause, `dkim:partner.example&rcpt:^held@ 10 false`+"\n")
+	if o := b.outcomes.First(t, "held@example.org"); o.Disposition != contracts.Processed {
+		t.Errorf("held mail after the pause: %s", o.Disposition)
+	}
+	if n := actedOn("held@example.org"); n != 1 {
+		t.Errorf("the handler ran %d times for the resumed mail, want 1", n)
 	}
 }

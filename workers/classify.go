@@ -6,58 +6,103 @@ import (
 	"time"
 )
 
-// Class is a failure class (DESIGN.md, "Failure classes"). One function,
-// decide, turns a class and an attempt count into what happens to the
-// input message.
+// Class is a failure class (docs/architecture.md, "Failure classes"). One
+// function, decide, turns a class and an attempt count into what happens
+// to the input message.
 type Class int
 
 const (
-	// Transient failures may go away: DNS timeouts, NATS errors, handler
-	// timeouts, panics. The mail is redelivered with backoff and
+	// Transient failures may go away: NATS errors, handler timeouts and
+	// errors, panics. The mail is redelivered with backoff and
 	// dead-lettered after the attempt limit. Unclassified errors are
 	// transient: retrying is never the lossy choice.
 	Transient Class = iota
 	// Malformed mail cannot be processed by any retry: it is
 	// dead-lettered at once with the reason.
 	Malformed
-	// Held mail is kept in the queue (mail.pause) and redelivered later.
+	// Held mail is kept safely (mail.pause) and looked at again on every
+	// rule change; holding never uses an attempt.
 	Held
+	// Permanent failures are a handler's final refusal: the outcome is
+	// rejected with the reason, and the mail is acknowledged.
+	Permanent
+	// DNS failures are DKIM key lookups that did not answer (temperror):
+	// retried with backoff like transient ones, but once out of attempts
+	// the mail waits with the held mail until DNS answers, never
+	// dead-lettered for an outage.
+	DNS
 )
 
+// String returns the class's name as metrics and dead letters give it.
 func (c Class) String() string {
 	switch c {
 	case Malformed:
 		return "malformed"
 	case Held:
 		return "held"
+	case Permanent:
+		return "permanent"
+	case DNS:
+		return "dns"
 	default:
 		return "transient"
 	}
 }
 
-// classError carries a class with its cause.
+// classError carries a class with its cause, and for a retry the delay a
+// handler asked for.
 type classError struct {
 	class Class
 	err   error
+	after time.Duration // RetryLater's delay; 0: the backoff
 }
 
 func (e *classError) Error() string { return e.err.Error() }
 func (e *classError) Unwrap() error { return e.err }
 
+// Reject returns the error a handler returns to refuse a mail for good:
+// the outcome is rejected with reason, the mail is acknowledged and never
+// retried (class Permanent).
+func Reject(reason string) error {
+	return &classError{class: Permanent, err: errors.New(reason)}
+}
+
+// RetryLater returns the error a handler returns when the mail may
+// succeed later (class Transient): it is redelivered after the delay (0:
+// the worker's backoff; capped at Config.BackoffMax) and dead-lettered
+// once out of attempts. A handler error that is not classified is
+// treated the same way, with the backoff.
+func RetryLater(err error, after time.Duration) error {
+	return &classError{class: Transient, err: err, after: max(after, 0)}
+}
+
+// Unprocessable returns the error a handler returns for a mail that no
+// retry can process (class Malformed): it is dead-lettered at once with
+// err as the reason.
+func Unprocessable(err error) error {
+	return &classError{class: Malformed, err: err}
+}
+
 // malformed marks err as Malformed.
 func malformed(format string, args ...any) error {
-	return &classError{Malformed, fmt.Errorf(format, args...)}
+	return &classError{class: Malformed, err: fmt.Errorf(format, args...)}
 }
 
 // transient marks err as Transient.
 func transient(format string, args ...any) error {
-	return &classError{Transient, fmt.Errorf(format, args...)}
+	return &classError{class: Transient, err: fmt.Errorf(format, args...)}
+}
+
+// dnsFailure marks err as DNS.
+func dnsFailure(format string, args ...any) error {
+	return &classError{class: DNS, err: fmt.Errorf(format, args...)}
 }
 
 // errHeld is returned when mail.pause holds a mail.
-var errHeld = &classError{Held, errors.New("held by mail.pause")}
+var errHeld = &classError{class: Held, err: errors.New("held by mail.pause")}
 
 // ClassOf returns the class of err; Transient unless marked otherwise.
+// The outermost class wins.
 func ClassOf(err error) Class {
 	var ce *classError
 	if errors.As(err, &ce) {
@@ -66,56 +111,11 @@ func ClassOf(err error) Class {
 	return Transient
 }
 
-// action is what becomes of an input message that failed.
-type action int
-
-const (
-	actRetry action = iota // Nak with delay
-	actDead                // dead letter, then Term
-	actHold                // Nak with the hold delay
-)
-
-func (a action) String() string {
-	switch a {
-	case actDead:
-		return "dead"
-	case actHold:
-		return "hold"
-	default:
-		return "retry"
+// retryAfter returns the delay a RetryLater error asked for, 0 if none.
+func retryAfter(err error) time.Duration {
+	var ce *classError
+	if errors.As(err, &ce) {
+		return ce.after
 	}
-}
-
-// decide maps a failure to its action. attempt counts from 1.
-func decide(err error, attempt, maxAttempts int) action {
-	switch ClassOf(err) {
-	case Malformed:
-		return actDead
-	case Held:
-		return actHold
-	default:
-		if attempt >= maxAttempts {
-			return actDead
-		}
-		return actRetry
-	}
-}
-
-// backoff returns the redelivery delay after a transient failure on the
-// given attempt: base doubled per attempt, capped at max. The doubling
-// stops at the cap before it could overflow, so a cap of "no limit"
-// (math.MaxInt64) never turns into a zero or negative delay.
-func backoff(attempt int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < max; i++ {
-		if d > max/2 {
-			d = max
-			break
-		}
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return d
+	return 0
 }

@@ -25,7 +25,11 @@ func TestClassOf(t *testing.T) {
 		{"no handler is transient", errNoHandler("nope"), Transient},
 		// The outermost class wins: a malformed cause reported as a
 		// transient failure is retried.
-		{"transient around malformed", &classError{Transient, malformed("bad")}, Transient},
+		{"transient around malformed", &classError{class: Transient, err: malformed("bad")}, Transient},
+		{"a handler's Reject is permanent", Reject("no such list"), Permanent},
+		{"a handler's RetryLater is transient", RetryLater(errors.New("busy"), time.Second), Transient},
+		{"a handler's Unprocessable is malformed", Unprocessable(errors.New("no body")), Malformed},
+		{"dns", dnsFailure("dkim temperror: %s", "timeout"), DNS},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := ClassOf(tc.err); got != tc.want {
@@ -46,65 +50,9 @@ func TestClassErrorKeepsCause(t *testing.T) {
 }
 
 func TestClassString(t *testing.T) {
-	for c, want := range map[Class]string{Transient: "transient", Malformed: "malformed", Held: "held"} {
+	for c, want := range map[Class]string{Transient: "transient", Malformed: "malformed", Held: "held", Permanent: "permanent", DNS: "dns"} {
 		if got := c.String(); got != want {
 			t.Errorf("Class(%d).String() = %q, want %q", int(c), got, want)
-		}
-	}
-}
-
-func TestDecide(t *testing.T) {
-	const maxAttempts = 3
-	var (
-		bad  = malformed("malformed mail: empty")
-		temp = transient("dkim temperror")
-		odd  = errors.New("unclassified")
-	)
-	for _, tc := range []struct {
-		name    string
-		err     error
-		attempt int
-		want    action
-	}{
-		{"malformed on the first attempt is dead at once", bad, 1, actDead},
-		{"malformed on a later attempt is dead", bad, 2, actDead},
-		{"transient, first attempt", temp, 1, actRetry},
-		{"transient, second attempt", temp, 2, actRetry},
-		{"transient at the limit is dead", temp, maxAttempts, actDead},
-		{"transient past the limit is dead", temp, maxAttempts + 5, actDead},
-		{"unclassified, first attempt, retries", odd, 1, actRetry},
-		{"unclassified at the limit is dead", odd, maxAttempts, actDead},
-		{"held is held", errHeld, 1, actHold},
-		// Holding never counts toward the attempt limit: a paused
-		// mail is never dead-lettered, however often it was held.
-		{"held at the limit is held", errHeld, maxAttempts, actHold},
-		{"held far past the limit is held", errHeld, 1000, actHold},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := decide(tc.err, tc.attempt, maxAttempts); got != tc.want {
-				t.Errorf("decide(%v, %d, %d) = %v, want %v", tc.err, tc.attempt, maxAttempts, got, tc.want)
-			}
-		})
-	}
-}
-
-// TestDecideRetriesUntilTheLimit walks one transient mail through its
-// attempts as the worker does.
-func TestDecideRetriesUntilTheLimit(t *testing.T) {
-	for _, maxAttempts := range []int{1, 2, 5} {
-		var acts []action
-		for attempt := 1; ; attempt++ {
-			a := decide(errors.New("timeout"), attempt, maxAttempts)
-			acts = append(acts, a)
-			if a != actRetry {
-				break
-			}
-			if attempt > maxAttempts {
-				t.Fatalf("max %d: still retrying after attempt %d", maxAttempts, attempt)
-			}
-		}
-		if len(acts) != maxAttempts || acts[len(acts)-1] != actDead {
-			t.Errorf("max %d: actions %v, want %d-1 retries then dead", maxAttempts, acts, maxAttempts)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/groupcommit"
 )
 
 // Version is the release of this build, reported in outcomes and matched
@@ -19,16 +20,28 @@ var Version = "dev"
 type Config struct {
 	// Names of the NATS objects. Empty fields take contracts.DefaultNames.
 	Names contracts.Names
-	// Concurrency is how many mails one worker processes at once.
-	// Default 4 × GOMAXPROCS.
+	// Concurrency is how many mails one worker processes at once. Most of
+	// a mail's time in a worker is spent waiting (DNS, the fsync of its
+	// outcome's batch, the ack), so it is well above the cores: enough
+	// mails wait for the same outcome batch for group commit to pay, and
+	// the CPU work of the others fills the cores meanwhile. Default
+	// 32 × GOMAXPROCS (docs/performance.md).
 	Concurrency int
+	// Prefetch is how many mails the consumer keeps buffered in the
+	// worker beyond those in process, so that a freed slot finds a mail
+	// at once. Their AckWait runs while they wait. Default Concurrency.
+	Prefetch int
+	// OutcomeCommit configures the group commit of outcome events (see
+	// package groupcommit; its defaults where unset). Name and Logger are
+	// the worker's.
+	OutcomeCommit groupcommit.Config
 	// MaxAttempts is how many deliveries a mail gets before a transient
 	// failure dead-letters it. Default 5.
 	MaxAttempts int
 	// BackoffBase and BackoffMax bound the redelivery delay after a
 	// transient failure (doubling per attempt). Defaults 1s and 5m.
 	BackoffBase, BackoffMax time.Duration
-	// HoldDelay is how often a mail held by mail.pause is looked at again
+	// HoldDelay is how often a held mail is looked at again
 	// besides on every rule change. Default 30s.
 	HoldDelay time.Duration
 	// MaxHeld caps the held mails (see mail.pause) one worker watches in
@@ -54,6 +67,10 @@ type Config struct {
 	Release string
 	// Name identifies this worker in outcomes. Default the host name.
 	Name string
+	// Handlers are added to the built-in handlers (see Handlers), by the
+	// name mail.handler chooses them with; one with a built-in name
+	// replaces it. Default none.
+	Handlers map[string]Handler
 	// Auth configures DKIM verification and its DNS resolver.
 	Auth auth.Config
 	// Logger receives the worker's log. Default slog.Default().
@@ -64,7 +81,10 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	c.Names = c.Names.WithDefaults()
 	if c.Concurrency <= 0 {
-		c.Concurrency = 4 * runtime.GOMAXPROCS(0)
+		c.Concurrency = 32 * runtime.GOMAXPROCS(0)
+	}
+	if c.Prefetch <= 0 {
+		c.Prefetch = c.Concurrency
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5

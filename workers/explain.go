@@ -29,9 +29,11 @@ type Explanation struct {
 	Flags []contracts.FlagDecision
 }
 
-// Explain evaluates every flag for one mail against snap. It fails like
-// Process does for malformed mail and DNS temperrors.
-func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contracts.Envelope, raw []byte) (*Explanation, error) {
+// Explain evaluates every flag for one mail against snap, with no side
+// effect, as Evaluate does. It fails like Evaluate for malformed mail and
+// DNS temperrors (class DNS).
+func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contracts.Envelope, raw []byte) (_ *Explanation, err error) {
+	defer p.recovered("explain", env.ID, &err)
 	m, err := ParseMail(env, raw)
 	if err != nil {
 		return nil, err
@@ -51,7 +53,7 @@ func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contra
 	if d := snap.Eval(rules.FlagPause, facts); d.Bool() {
 		record(d)
 	}
-	a, err := p.authenticate(ctx, snap, m, facts, record, true)
+	a, err := p.authenticate(ctx, snap, m, facts, record)
 	if err != nil {
 		return nil, err
 	}

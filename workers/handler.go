@@ -2,15 +2,17 @@ package workers
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/mailscope/mailscope/contracts"
 )
 
 // Handler processes one mail that passed authentication and rules. It
-// returns the disposition and, optionally, a summary. An error is a
-// transient failure (the mail is retried). With dryRun set, a handler
-// decides but performs no side effect.
+// returns the disposition and, optionally, a summary. Its error says what
+// becomes of the mail: Reject (the outcome is rejected with the reason,
+// for good), RetryLater (redelivered after a delay), Unprocessable (dead
+// letter at once); any other error is transient (redelivered with
+// backoff, dead-lettered once out of attempts). With dryRun set, a
+// handler decides but performs no side effect.
 type Handler interface {
 	Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerResult, error)
 }
@@ -52,8 +54,3 @@ func Handlers(textLimit int) map[string]Handler {
 		}),
 	}
 }
-
-// errNoHandler is returned for a handler name without a handler; the
-// flag's enum makes it unreachable from rules, so it means a build whose
-// registry and handlers disagree: retried, then dead-lettered.
-func errNoHandler(name string) error { return fmt.Errorf("no handler named %q", name) }

@@ -5,95 +5,58 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailscope/mailscope/contracts"
 )
 
-// Mail that mail.pause holds is parked: copied to the held stream and
-// acknowledged on the mail stream. Workers watch held mail
-// through their own consumer, keep it in flight, look at it again on
+// Mail that is held (mail.pause, or DNS silent past the attempt limit) is
+// parked: copied to the held stream and acknowledged on the mail stream.
+// Workers watch held mail through their own consumer, keep it in flight,
+// evaluate it again (Evaluate only: no handler runs, no side effect) on
 // every rule change and every HoldDelay, and resume it (a copy back on
-// the mail subject) as soon as the pause no longer applies. So held mail
-// is kept safely, never takes a slot of the main consumer from other
-// mail, never counts toward the attempt limit (the attempts used before
-// the hold travel in a header), and resumes at once when switched off.
+// the mail subject) as soon as it is no longer held. So held mail is kept
+// safely, never takes a slot of the main consumer from other mail, never
+// counts toward the attempt limit (the attempts used before the hold
+// travel in a header), and resumes at once when switched off.
 
-// priorAttempts returns the attempts a resumed mail used before its hold.
-func priorAttempts(h nats.Header) int {
-	n, err := strconv.Atoi(h.Get(contracts.HeaderPriorAttempts))
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
-}
-
-// copyMsg returns a copy of msg for subject with the mail's identity kept
-// and a de-duplication id of its own: the mail id, a tag and the stream
-// sequence of msg, so that repeating the copy after a lost ack stores it
-// once.
-func copyMsg(msg jetstream.Msg, subject, mailID, tag string) (*nats.Msg, string) {
-	h := nats.Header{}
-	copyHeaders(h, msg.Headers())
-	var seq uint64
-	if md, err := msg.Metadata(); err == nil {
-		seq = md.Sequence.Stream
-	}
-	id := mailID + "." + tag + "." + strconv.FormatUint(seq, 10)
-	h.Set(contracts.HeaderMailID, mailID)
-	h.Set(contracts.HeaderMsgID, id)
-	return &nats.Msg{Subject: subject, Header: h, Data: msg.Data()}, id
-}
-
-// park moves a held mail to the held subject, then acknowledges it.
-func (w *Worker) park(ctx context.Context, msg jetstream.Msg, env contracts.Envelope, attempt int, why error) error {
-	m, id := copyMsg(msg, w.cfg.Names.HeldSubject, env.ID, "held")
-	m.Header.Set(contracts.HeaderPriorAttempts, strconv.Itoa(attempt-1))
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// park copies a held mail to the held subject; settle acknowledges it.
+func (w *Worker) park(ctx context.Context, d *delivery, why error) error {
+	m, id := copyMsg(d.msg, w.cfg.Names.HeldSubject, d.env.ID, "held")
+	m.Header.Set(contracts.HeaderPriorAttempts, strconv.Itoa(d.attempt-1))
+	pctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, m, jetstream.WithMsgID(id)); err != nil {
 		return err
 	}
-	w.log.Info("mail held", slog.String("id", env.ID), slog.Any("reason", why))
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := msg.DoubleAck(actx); err != nil {
-		w.log.Warn("ack of a parked mail failed; it will be parked again (deduplicated)", slog.String("id", env.ID), slog.Any("err", err))
-	}
+	d.log.Info("mail held", slog.Any("reason", why))
 	return nil
 }
 
-// resume puts a held mail back on the mail subject, then acknowledges the
-// held copy.
-func (w *Worker) resume(ctx context.Context, msg jetstream.Msg, env contracts.Envelope) error {
-	m, id := copyMsg(msg, w.cfg.Names.MailSubject, env.ID, "resume")
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// resume copies a held mail back to the mail subject; settle acknowledges
+// the held copy.
+func (w *Worker) resume(ctx context.Context, d *delivery) error {
+	m, id := copyMsg(d.msg, w.cfg.Names.MailSubject, d.env.ID, "resume")
+	pctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, m, jetstream.WithMsgID(id)); err != nil {
 		return err
 	}
-	w.log.Info("held mail resumed", slog.String("id", env.ID))
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := msg.DoubleAck(actx); err != nil {
-		w.log.Warn("ack of a resumed mail failed; it will be resumed again (deduplicated)", slog.String("id", env.ID), slog.Any("err", err))
-	}
+	d.log.Info("held mail resumed")
 	return nil
 }
 
 // watchHeldMail takes held mail from the held consumer, up to MaxHeld at
 // once, until ctx is done. It returns an error when the consumer is gone.
-func (w *Worker) watchHeldMail(ctx context.Context, cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(w.cfg.MaxHeld, 16)))
+func (w *Worker) watchHeldMail(ctx context.Context) error {
+	it, err := w.heldCons.Messages(jetstream.PullMaxMessages(min(w.cfg.MaxHeld, 16)))
 	if err != nil {
 		return fmt.Errorf("worker: consume held mail: %w", err)
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
+	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
 	sem := make(chan struct{}, w.cfg.MaxHeld)
 	var wg sync.WaitGroup
@@ -108,7 +71,7 @@ func (w *Worker) watchHeldMail(ctx context.Context, cons jetstream.Consumer) err
 		if err != nil {
 			<-sem
 			if ctx.Err() != nil {
-				return nil
+				break
 			}
 			if fatalConsumeError(err) {
 				return fmt.Errorf("worker: consumer %s: %w", w.cfg.Names.HeldConsumer, err)
@@ -116,63 +79,58 @@ func (w *Worker) watchHeldMail(ctx context.Context, cons jetstream.Consumer) err
 			w.log.Warn("consume held mail", slog.Any("err", err))
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		if ctx.Err() != nil {
+			<-sem
+			w.releaseOne(msg)
+			break
+		}
+		wg.Go(func() {
 			defer func() { <-sem }()
 			w.watchHeld(ctx, msg)
-		}()
+		})
 	}
+	w.release(it)
 	return nil
 }
 
-// stillHeld reports whether the mail must stay held under the current
-// rules: mail.pause holds it, or DNS still does not answer (a transient
-// failure while held keeps it held rather than releasing it to spend its
-// attempts). It is looked at as on its last attempt, so a DNS temperror
-// reads as held.
-func (w *Worker) stillHeld(ctx context.Context, env contracts.Envelope, raw []byte) bool {
-	_, err := w.pipe.Process(ctx, w.store.Snapshot(), env, raw, w.cfg.MaxAttempts)
-	return err != nil && ClassOf(err) != Malformed
+// recheck evaluates a held mail again under the current rules, with no
+// side effect, and returns why it is still held (nil: it may go on).
+func (w *Worker) recheck(ctx context.Context, d *delivery) error {
+	if d.envErr != nil {
+		return d.envErr
+	}
+	defer w.heldChecks.Add(1)
+	_, err := w.pipe.Evaluate(ctx, w.store.Snapshot(), d.env, d.msg.Data(), d.attempt)
+	return err
 }
 
-// watchHeld keeps one held mail in flight until the pause no longer
-// applies to it, then resumes it. On shutdown it hands the mail back to
-// the server at once.
+// watchHeld keeps one held mail in flight until it is no longer held,
+// then resumes it. On shutdown it hands the mail back to the server at
+// once.
 func (w *Worker) watchHeld(runCtx context.Context, msg jetstream.Msg) {
 	w.held.Add(1)
 	defer w.held.Add(-1)
 	ctx := context.WithoutCancel(runCtx)
-	env, err := contracts.DecodeEnvelope(msg.Headers())
-	if err != nil {
-		env = partialEnvelope(msg)
-	}
+	d := w.newDelivery(msg)
 	progress := time.NewTicker(w.progressEvery)
 	defer progress.Stop()
 	recheck := time.NewTicker(w.cfg.HoldDelay)
 	defer recheck.Stop()
 	for {
 		changed := w.store.Changed()
-		// A held mail whose envelope no longer decodes is resumed too:
-		// the main flow dead-letters it with the reason.
-		if err != nil || !w.stillHeld(ctx, env, msg.Data()) {
-			rerr := w.resume(ctx, msg, env)
-			if rerr == nil {
-				return
-			}
-			w.log.Warn("held mail not resumed; will try again", slog.String("id", env.ID), slog.Any("err", rerr))
+		v := w.policy.decide(event{step: stepHeldChecked, err: w.recheck(ctx, d), attempt: d.attempt})
+		if w.settle(ctx, d, v, nil) {
+			return
 		}
 	wait:
 		for {
 			select {
 			case <-runCtx.Done():
-				if nerr := msg.Nak(); nerr != nil {
-					w.log.Warn("nak of a held mail failed; the server redelivers it after AckWait", slog.String("id", env.ID), slog.Any("err", nerr))
-				}
+				w.settle(ctx, d, w.policy.decide(event{step: stepStopping, attempt: d.attempt}), nil)
 				return
 			case <-progress.C:
 				if perr := msg.InProgress(); perr != nil {
-					w.log.Warn("in-progress of a held mail failed", slog.String("id", env.ID), slog.Any("err", perr))
+					d.log.Warn("in-progress of a held mail failed", slog.Any("err", perr))
 				}
 			case <-changed:
 				break wait
@@ -180,17 +138,5 @@ func (w *Worker) watchHeld(runCtx context.Context, msg jetstream.Msg) {
 				break wait
 			}
 		}
-	}
-}
-
-// copyHeaders copies the input's headers into h, less the server's atomic
-// batch headers: a message the producer stored in a batch carries them,
-// and a copy published with them would be refused as part of a batch.
-func copyHeaders(h, from nats.Header) {
-	for k, v := range from {
-		if strings.HasPrefix(k, "Nats-Batch-") {
-			continue
-		}
-		h[k] = append([]string(nil), v...)
 	}
 }

@@ -14,6 +14,7 @@ type metrics struct {
 	outcomes metric.Int64Counter
 	failures metric.Int64Counter
 	duration metric.Float64Histogram
+	dupes    metric.Int64Counter
 }
 
 func newMetrics(w *Worker) metrics {
@@ -22,11 +23,13 @@ func newMetrics(w *Worker) metrics {
 	ms.outcomes, _ = m.Int64Counter("mailscope.mail.outcomes",
 		metric.WithDescription("outcomes stored, by disposition"))
 	ms.failures, _ = m.Int64Counter("mailscope.mail.failures",
-		metric.WithDescription("processing failures, by class (transient, malformed, held) and action (retry, dead, hold)"))
+		metric.WithDescription("processing failures, by class (transient, malformed, held, permanent, dns) and action (retry, dead, hold, store)"))
+	ms.dupes, _ = m.Int64Counter("mailscope.mail.outcome_duplicates",
+		metric.WithDescription("outcomes the outcome stream already held (a mail processed again after a lost ack or a redelivery), kept once by deduplication"))
 	ms.duration, _ = m.Float64Histogram("mailscope.mail.processing.duration",
 		metric.WithUnit("s"), metric.WithDescription("time from delivery to outcome stored"))
 	_, _ = m.Int64ObservableGauge("mailscope.mail.held",
-		metric.WithDescription("mails held in flight by mail.pause"),
+		metric.WithDescription("mails held in flight (mail.pause, or DNS silent past the attempt limit)"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(w.held.Load())
 			return nil
@@ -34,9 +37,7 @@ func newMetrics(w *Worker) metrics {
 	_, _ = m.Int64ObservableGauge("mailscope.rules.invalid_keys",
 		metric.WithDescription("flag keys whose current value does not parse (their last good rules stay in force)"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			if w.store != nil {
-				o.Observe(int64(len(w.store.Problems())))
-			}
+			o.Observe(int64(len(w.store.Problems())))
 			return nil
 		}))
 	_, _ = m.Int64ObservableGauge("mailscope.worker.ready",
@@ -52,8 +53,12 @@ func newMetrics(w *Worker) metrics {
 	return ms
 }
 
-func (ms metrics) outcome(ctx context.Context, disposition string, seconds float64) {
+func (ms metrics) outcome(ctx context.Context, disposition string, seconds float64, duplicate bool) {
 	attrs := metric.WithAttributes(attribute.String("disposition", disposition))
+	if duplicate {
+		ms.dupes.Add(ctx, 1, attrs)
+		return
+	}
 	ms.outcomes.Add(ctx, 1, attrs)
 	ms.duration.Record(ctx, seconds, attrs)
 }

@@ -243,7 +243,7 @@ func TestProcessMalformed(t *testing.T) {
 			if c := ClassOf(err); c != Malformed {
 				t.Errorf("class %s of %v, want malformed", c, err)
 			}
-			if decide(err, 1, 5) != actDead {
+			if policyOf(Config{}.WithDefaults()).decide(event{step: stepProcessed, err: err, attempt: 1}).act != actDead {
 				t.Errorf("%v is not dead-lettered at once", err)
 			}
 		})
@@ -270,7 +270,7 @@ func TestProcessHeaderOnlyMail(t *testing.T) {
 }
 
 func TestProcessDNSTimeoutIsTransient(t *testing.T) {
-	b := setupPipeline(t, Config{Auth: auth.Config{Timeout: 100 * time.Millisecond}})
+	b := setupPipeline(t, Config{Auth: auth.Config{Timeout: 100 * time.Millisecond, FailureTTL: -1}})
 	name := testkit.DNSName(selRSA, "example.com")
 	b.ks.SetFault(name, keyserver.FaultTimeout)
 	raw := b.sign(t, plainMail("slow@example.org", "slow", "hello"), selRSA)
@@ -279,8 +279,8 @@ func TestProcessDNSTimeoutIsTransient(t *testing.T) {
 	if err == nil {
 		t.Fatalf("processed as %s with DKIM %+v, want a temperror", out.Disposition, out.Auth.DKIM)
 	}
-	if c := ClassOf(err); c != Transient || !strings.Contains(err.Error(), "temperror") {
-		t.Errorf("class %s error %q, want transient mentioning temperror", c, err)
+	if c := ClassOf(err); c != DNS || !strings.Contains(err.Error(), "temperror") {
+		t.Errorf("class %s error %q, want dns mentioning temperror", c, err)
 	}
 	if b.ks.Queries(name) == 0 {
 		t.Error("the key server was never asked")
@@ -289,7 +289,7 @@ func TestProcessDNSTimeoutIsTransient(t *testing.T) {
 		t.Errorf("gave up after %v with a 100ms timeout", d)
 	}
 
-	// Healed, the same mail passes: a temperror is not cached.
+	// Healed, the same mail passes (failure caching is off here).
 	b.ks.SetFault(name, keyserver.FaultNone)
 	out, err = b.p.Process(t.Context(), nil, envelope("slow", "slow@example.org"), raw, 2)
 	if err != nil {
@@ -313,7 +313,7 @@ func TestProcessPauseHolds(t *testing.T) {
 	if ClassOf(err) != Held || !errors.Is(err, errHeld) {
 		t.Errorf("error %v of class %s, want held", err, ClassOf(err))
 	}
-	if decide(err, 99, 3) != actHold {
+	if policyOf(Config{MaxAttempts: 3}.WithDefaults()).decide(event{step: stepProcessed, err: err, attempt: 99}).act != actHold {
 		t.Error("a held mail past the attempt limit is not held")
 	}
 	// Mail the rule does not match goes on.

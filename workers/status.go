@@ -29,9 +29,6 @@ func (w *Worker) Status() contracts.WorkerStatus {
 		Problems:  []contracts.RuleProblem{},
 		Unknown:   []string{},
 	}
-	if w.store == nil {
-		return st
-	}
 	snap := w.store.Snapshot()
 	for _, f := range snap.Flags() {
 		if rs := snap.RuleSet(f); rs != nil {

@@ -97,7 +97,8 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 
 func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
 	fs.StringVar(dnsServer, "dns-server", "", "DNS servers (host:port, comma-separated, tried in order) for DKIM key lookups (default the system resolver)")
-	fs.IntVar(&c.Concurrency, "concurrency", 0, "mails processed at once (default 4 × GOMAXPROCS)")
+	fs.IntVar(&c.Concurrency, "concurrency", 0, "mails processed at once (default 32 × GOMAXPROCS: most of a mail's time is waiting for DNS and fsyncs)")
+	fs.IntVar(&c.Prefetch, "prefetch", 0, "mails buffered beyond those in process (default the concurrency)")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 5, "deliveries before a transiently failing mail is dead-lettered")
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", 30*time.Second, "bound on the handler's work for one mail (parsing the body, building the summary)")
 	fs.StringVar(&c.Env, "env", "", "environment matched by env: rules (e.g. staging)")
@@ -126,7 +127,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	w, err := workers.New(c, nc)
+	w, err := workers.New(ctx, c, nc)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,45 @@
+package workers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mailscope/mailscope/contracts"
+)
+
+// Act completes ev's outcome by running the chosen handler, the one step
+// with side effects (none when the outcome's DryRun is set: the handler
+// decides but does nothing). A mail rejected by rule needs no handler.
+// A handler's error keeps its class (Reject, RetryLater, Unprocessable;
+// unclassified errors are Transient) and names the handler; for Reject
+// the rejected outcome is returned with the error. A panic is recovered
+// as a Transient error.
+func (p *Pipeline) Act(ctx context.Context, ev *Evaluation) (_ *contracts.Outcome, err error) {
+	out := ev.Outcome
+	if out.Disposition != "" {
+		return out, nil
+	}
+	defer p.recovered("act", out.ID, &err)
+	h, ok := p.handlers[ev.Handler]
+	if !ok {
+		return nil, transient("%v", errNoHandler(ev.Handler))
+	}
+	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandlerTimeout)
+	defer cancel()
+	r, err := h.Handle(hctx, ev.Mail, out.DryRun)
+	out.Handler = ev.Handler
+	if err != nil {
+		if ClassOf(err) == Permanent {
+			out.Disposition = contracts.Rejected
+			out.Reason = err.Error()
+			out.ProcessedAt = p.now().UTC()
+			return out, &classError{class: Permanent, err: fmt.Errorf("handler %s: %w", ev.Handler, err)}
+		}
+		return nil, &classError{class: ClassOf(err), err: fmt.Errorf("handler %s: %w", ev.Handler, err), after: retryAfter(err)}
+	}
+	out.Disposition = r.Disposition
+	out.Reason = r.Reason
+	out.Summary = r.Summary
+	out.ProcessedAt = p.now().UTC()
+	return out, nil
+}

@@ -1,0 +1,111 @@
+package workers
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/contracts"
+)
+
+// delivery is one input message in a worker's hands: from the mail
+// consumer or the held consumer.
+type delivery struct {
+	msg jetstream.Msg
+	// env is the decoded envelope, or what could be read of a broken one
+	// (envErr says why).
+	env    contracts.Envelope
+	envErr error
+	// attempt counts deliveries from 1, the attempts used before a hold
+	// included.
+	attempt int
+	start   time.Time
+	log     *slog.Logger
+}
+
+// newDelivery decodes msg's envelope and counts its attempt.
+func (w *Worker) newDelivery(msg jetstream.Msg) *delivery {
+	d := &delivery{msg: msg, attempt: 1, start: time.Now()}
+	if md, err := msg.Metadata(); err == nil {
+		d.attempt = int(md.NumDelivered)
+	}
+	d.attempt += priorAttempts(msg.Headers())
+	env, err := contracts.DecodeEnvelope(msg.Headers())
+	if err != nil {
+		d.envErr = malformed("%v", err)
+		env = partialEnvelope(msg)
+	}
+	d.env = env
+	d.log = w.log.With(slog.String("id", env.ID), slog.Int("attempt", d.attempt))
+	return d
+}
+
+// handle takes one mail of the mail consumer to its end: decide whether
+// to process it, evaluate and act, decide again, settle. Processing is
+// not cut short when runCtx ends.
+func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
+	ctx := context.WithoutCancel(runCtx)
+	d := w.newDelivery(msg)
+	// Slow processing (DNS retries, a slow handler) must not outlive
+	// AckWait, or the server would hand the mail to a second worker.
+	stopProgress := w.keepInProgress(msg)
+	defer stopProgress()
+	v := w.policy.decide(event{step: stepDelivered, err: d.envErr, attempt: d.attempt})
+	var out *contracts.Outcome
+	if v.act == actProcess {
+		var err error
+		out, err = w.pipe.Process(ctx, w.store.Snapshot(), d.env, msg.Data(), d.attempt)
+		v = w.policy.decide(event{step: stepProcessed, err: err, attempt: d.attempt})
+	}
+	w.settle(ctx, d, v, out)
+}
+
+// keepInProgress tells the server every progressEvery that msg is still
+// being worked on, until the returned function is called; once it has
+// returned, no more progress is sent. One timer a mail, no goroutine.
+func (w *Worker) keepInProgress(msg jetstream.Msg) func() {
+	var mu sync.Mutex
+	stopped := false
+	mu.Lock()
+	defer mu.Unlock()
+	var t *time.Timer
+	t = time.AfterFunc(w.progressEvery, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if err := msg.InProgress(); err != nil {
+			w.log.Warn("in-progress failed", slog.Any("err", err))
+		}
+		t.Reset(w.progressEvery)
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
+}
+
+// partialEnvelope keeps what can be read of a broken envelope, and an id
+// for the dead letter: the message's own, or its stream sequence.
+func partialEnvelope(msg jetstream.Msg) contracts.Envelope {
+	h := msg.Headers()
+	env := contracts.Envelope{
+		ID:       h.Get(contracts.HeaderMsgID),
+		MailFrom: h.Get(contracts.HeaderMailFrom),
+		RcptTo:   h.Values(contracts.HeaderRcptTo),
+		Protocol: h.Get(contracts.HeaderProtocol),
+	}
+	if env.ID == "" {
+		if md, err := msg.Metadata(); err == nil {
+			env.ID = "seq-" + strconv.FormatUint(md.Sequence.Stream, 10)
+		}
+	}
+	return env
+}

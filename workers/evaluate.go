@@ -1,0 +1,167 @@
+package workers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/mailscope/mailscope/auth"
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/rules"
+)
+
+// Evaluation is what Evaluate decided about one mail: everything but the
+// handler's work. Computing it has no side effect.
+type Evaluation struct {
+	// Mail is the parsed mail.
+	Mail *Mail
+	// Outcome is the outcome as far as evaluation decides it: the
+	// envelope, the authentication results and every flag consulted.
+	// Disposition is set (rejected, with the rule's reason) when a
+	// mail.reject rule matched; otherwise Act completes it.
+	Outcome *contracts.Outcome
+	// Handler is the handler mail.handler chose ("" when rejected).
+	Handler string
+}
+
+// Evaluate parses raw, authenticates it and decides its flags against
+// snap. It returns an error of class Malformed for mail that is not RFC
+// 5322, Held when mail.pause holds it, DNS when a key lookup did not
+// answer (temperror), and Transient for a panic (recovered). It performs
+// no side effect: held-mail re-checks and `flags explain` call it alone.
+func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contracts.Envelope, raw []byte, attempt int) (ev *Evaluation, err error) {
+	defer p.recovered("evaluate", env.ID, &err)
+	m, err := ParseMail(env, raw)
+	if err != nil {
+		return nil, err
+	}
+	facts := p.newFacts(m)
+	// mail.pause is looked at first, on the facts known before
+	// authentication, so that held mail needs no DNS and a DNS outage can
+	// never fail it; unless a pause rule has dkim: or trust: terms, whose
+	// facts do not exist yet (an exception for a verified partner): then
+	// it is decided after verification, below.
+	if !snap.RuleSet(rules.FlagPause).UsesAuthFacts() && snap.Eval(rules.FlagPause, facts).Bool() {
+		return nil, errHeld
+	}
+	out := &contracts.Outcome{
+		Schema:     contracts.OutcomeSchema,
+		ID:         env.ID,
+		MessageID:  m.MessageID,
+		Envelope:   env,
+		ReceivedAt: env.ReceivedAt,
+		Attempt:    attempt,
+		Flags:      make([]contracts.FlagDecision, 0, 6),
+		Worker:     contracts.WorkerInfo{Name: p.cfg.Name, Version: Version, Env: p.cfg.Env},
+	}
+	record := func(d rules.Decision) rules.Decision {
+		out.Flags = append(out.Flags, decisionOf(d))
+		return d
+	}
+	consult := func(flag string) rules.Decision { return record(snap.Eval(flag, facts)) }
+	if out.Auth, err = p.authenticate(ctx, snap, m, facts, record); err != nil {
+		return nil, err
+	}
+	if consult(rules.FlagPause).Bool() {
+		return nil, errHeld
+	}
+	ev = &Evaluation{Mail: m, Outcome: out}
+	if reason := consult(rules.FlagReject).Value; reason != "" {
+		out.Disposition = contracts.Rejected
+		out.Reason = reason
+		out.ProcessedAt = p.now().UTC()
+		return ev, nil
+	}
+	out.DryRun = consult(rules.FlagDryRun).Bool()
+	ev.Handler = consult(rules.FlagHandler).Value
+	return ev, nil
+}
+
+// newFacts returns the scope facts of m known before authentication.
+func (p *Pipeline) newFacts(m *Mail) *rules.Facts {
+	return &rules.Facts{
+		Headers: headerFacts(m.Header),
+		Rcpts:   m.Env.RcptTo,
+		From:    m.From,
+		Env:     p.cfg.Env,
+		Release: p.cfg.Release,
+	}
+}
+
+// authenticate verifies m's DKIM signatures and looks up the From
+// domain's DMARC policy unless mail.dkim.verify is off for it (then no
+// lookup at all happens), then sets the dkim: and trust: facts. dkim: and
+// trust: scopes are false in the rules consulted before the facts they
+// need exist. A DKIM temperror is a DNS error: decide retries the mail,
+// and once out of attempts holds it until DNS answers, so that no rule
+// decides on half-known authentication. A DMARC temperror is only
+// recorded: the policy is information, not a verdict on the mail. record
+// receives each flag decision made here.
+func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Mail, facts *rules.Facts, record func(rules.Decision) rules.Decision) (contracts.Auth, error) {
+	var res auth.Result
+	var dmarc *contracts.DMARCPolicy
+	skipped := ""
+	if record(snap.Eval(rules.FlagDKIMVerify, facts)).Bool() {
+		var err error
+		res, err = p.verifier.Verify(ctx, m.Raw)
+		if err != nil {
+			return contracts.Auth{}, transient("dkim: %w", err)
+		}
+		if res.TempError {
+			return contracts.Auth{}, dnsFailure("dkim temperror: %s", tempReasons(res))
+		}
+		dmarc = p.verifier.DMARC(ctx, m.FromDomain)
+	} else {
+		skipped = "verification skipped by rule " + rules.FlagDKIMVerify
+		res.Signatures = []contracts.DKIMResult{{Result: contracts.ResultNone, Reason: skipped}}
+	}
+	facts.DKIMPass = res.PassDomains
+	facts.DKIMKnown = true
+
+	// mail.auth.dkim_strong is decided per aligned passing domain, with
+	// only that domain as the dkim: fact: a rule trusting one domain must
+	// not make another domain's mail strong because the first also signed.
+	var strongDec *rules.Decision
+	strongFor := func(d string) bool {
+		narrow := &rules.Facts{Headers: facts.Headers, Rcpts: facts.Rcpts, From: facts.From,
+			DKIMPass: []string{d}, DKIMKnown: true, Env: facts.Env, Release: facts.Release}
+		dec := snap.Eval(rules.FlagDKIMStrong, narrow)
+		if strongDec == nil || dec.Bool() {
+			strongDec = &dec
+		}
+		return dec.Bool()
+	}
+	trust := auth.Trust(res, m.FromDomain, p.cfg.Auth.Alignment(), strongFor)
+	if strongDec == nil {
+		// No aligned pass: decided as for a mail without one, so the
+		// record cannot claim "true" while the trust is not strong.
+		none := &rules.Facts{Headers: facts.Headers, Rcpts: facts.Rcpts, From: facts.From,
+			DKIMKnown: true, Env: facts.Env, Release: facts.Release}
+		dec := snap.Eval(rules.FlagDKIMStrong, none)
+		strongDec = &dec
+	}
+	record(*strongDec)
+	facts.Trust = trust
+	facts.TrustKnown = true
+	a := contracts.Auth{
+		DKIM:                  res.Signatures,
+		Skipped:               skipped,
+		Trust:                 trust,
+		AuthenticationResults: auth.AuthenticationResults(p.authServID(), res, skipped),
+		DMARC:                 dmarc,
+	}
+	if res.CapHit {
+		a.Note = fmt.Sprintf("more than %d signatures; only the first %d verified", len(res.Signatures), len(res.Signatures))
+	}
+	return a, nil
+}
+
+func tempReasons(res auth.Result) string {
+	var rs []string
+	for _, s := range res.Signatures {
+		if s.Result == contracts.ResultTempError {
+			rs = append(rs, fmt.Sprintf("d=%s s=%s: %s", s.Domain, s.Selector, s.Reason))
+		}
+	}
+	return strings.Join(rs, "; ")
+}

@@ -1,0 +1,93 @@
+package workers
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/mailscope/mailscope/contracts"
+)
+
+// Timeouts of the confirmations settle waits for.
+const (
+	// ackTimeout bounds the wait for the server to confirm an ack.
+	ackTimeout = 5 * time.Second
+	// storeTimeout bounds one store (a dead letter, a held or resumed
+	// copy); outcomes are bounded by OutcomeCommit.Timeout.
+	storeTimeout = 10 * time.Second
+)
+
+// settle carries out verdict v for delivery d. It is the only code that
+// acks, naks, terms, parks or resumes a delivery (docs/architecture.md,
+// "The settle path"); what to do was decided by decide, and when a store
+// that v needs fails, decide is asked again (stepStoreFailed). out is the
+// outcome of actStore. settle reports whether d left this worker's hands
+// (acked, naked or termed); false only for a held mail kept in flight.
+func (w *Worker) settle(ctx context.Context, d *delivery, v verdict, out *contracts.Outcome) bool {
+	if v.cause != nil && v.act != actKeep && v.act != actRelease {
+		w.met.failure(ctx, ClassOf(v.cause).String(), v.act.String())
+	}
+	switch v.act {
+	case actStore:
+		ack, err := w.publishOutcome(ctx, out)
+		if err != nil {
+			return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actStore, err: err, attempt: d.attempt}), nil)
+		}
+		w.met.outcome(ctx, string(out.Disposition), time.Since(d.start).Seconds(), ack.Duplicate)
+		// A confirmed ack: a lost one would mean a redelivery and a second
+		// outcome, kept out only by the outcome stream's dedup window.
+		w.ack(ctx, d, "if the mail is redelivered its outcome is deduplicated")
+	case actRetry:
+		d.log.Warn("will retry", slog.Any("err", v.cause), slog.Duration("delay", v.delay))
+		w.nak(d, v.delay)
+	case actDead:
+		d.log.Error("dead-lettering mail", slog.String("class", ClassOf(v.cause).String()), slog.Any("err", v.cause))
+		if err := w.deadLetter(ctx, d, v.cause); err != nil {
+			d.log.Error("dead letter not stored", slog.Any("err", err))
+			return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actDead, err: err, attempt: d.attempt}), nil)
+		}
+		if err := d.msg.TermWithReason(ClassOf(v.cause).String()); err != nil {
+			d.log.Warn("term failed; the mail will be redelivered and dead-lettered again (deduplicated)", slog.Any("err", err))
+		}
+	case actHold:
+		if err := w.park(ctx, d, v.cause); err != nil {
+			d.log.Warn("held mail not parked; will look again", slog.Any("err", err))
+			return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actHold, err: err, attempt: d.attempt}), nil)
+		}
+		w.ack(ctx, d, "it will be parked again (deduplicated)")
+	case actResume:
+		if err := w.resume(ctx, d); err != nil {
+			d.log.Warn("held mail not resumed; will try again", slog.Any("err", err))
+			return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actResume, err: err, attempt: d.attempt}), nil)
+		}
+		w.ack(ctx, d, "it will be resumed again (deduplicated)")
+	case actKeep:
+		return false
+	case actRelease:
+		w.nak(d, 0)
+	}
+	return true
+}
+
+// ack acknowledges d and waits for the server's confirmation; after
+// names what a lost ack leads to, for the log.
+func (w *Worker) ack(ctx context.Context, d *delivery, after string) {
+	actx, cancel := context.WithTimeout(ctx, ackTimeout)
+	defer cancel()
+	if err := d.msg.DoubleAck(actx); err != nil {
+		d.log.Warn("ack not confirmed; "+after, slog.Any("err", err))
+	}
+}
+
+// nak hands d back to the server for redelivery after delay (0: now).
+func (w *Worker) nak(d *delivery, delay time.Duration) {
+	var err error
+	if delay > 0 {
+		err = d.msg.NakWithDelay(delay)
+	} else {
+		err = d.msg.Nak()
+	}
+	if err != nil {
+		d.log.Warn("nak failed; the server redelivers after AckWait", slog.Any("err", err))
+	}
+}

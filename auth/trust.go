@@ -22,7 +22,7 @@ const (
 )
 
 // Trust returns the trust level of a mail from its verification result
-// (DESIGN.md, "Authentication"):
+// (docs/architecture.md, "Authentication"):
 //
 //   - "strong" when a passing signature's d= is aligned with fromDomain
 //     (by mode a; see [Alignment.Aligned]) and strong(d) is true (the

@@ -34,7 +34,7 @@ const (
 	ResultNone      = "none"
 )
 
-// Trust levels. See DESIGN.md, "Authentication".
+// Trust levels. See docs/architecture.md, "Authentication".
 const (
 	TrustStrong = "strong"
 	TrustWeak   = "weak"

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
@@ -24,6 +25,24 @@ type Mail struct {
 	MessageID string
 	// From is the first From address, lower-cased; FromDomain its domain.
 	From, FromDomain string
+
+	// parsed is set by ParseMail: Raw[bodyAt:] is the body that follows
+	// Header, so that Summarize need not parse the header again.
+	parsed bool
+	bodyAt int
+}
+
+// headerReaders are the readers ParseMail reads headers with; the header
+// it returns holds copies, not the reader's buffer.
+var headerReaders = sync.Pool{New: func() any {
+	r := new(headerReader)
+	r.br = bufio.NewReader(&r.raw)
+	return r
+}}
+
+type headerReader struct {
+	raw bytes.Reader
+	br  *bufio.Reader
 }
 
 // ParseMail parses the header of raw. It fails with a Malformed error
@@ -33,7 +52,14 @@ func ParseMail(env contracts.Envelope, raw []byte) (*Mail, error) {
 	if len(raw) == 0 {
 		return nil, malformed("malformed mail: empty")
 	}
-	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	hr := headerReaders.Get().(*headerReader)
+	hr.raw.Reset(raw)
+	hr.br.Reset(&hr.raw)
+	th, err := textproto.ReadHeader(hr.br)
+	bodyAt := len(raw) - hr.raw.Len() - hr.br.Buffered()
+	hr.raw.Reset(nil)
+	hr.br.Reset(&hr.raw)
+	headerReaders.Put(hr)
 	if err != nil {
 		return nil, malformed("malformed mail: header: %v", err)
 	}
@@ -41,7 +67,7 @@ func ParseMail(env contracts.Envelope, raw []byte) (*Mail, error) {
 	if !h.Has("From") {
 		return nil, malformed("malformed mail: no From header field")
 	}
-	m := &Mail{Env: env, Raw: raw, Header: h}
+	m := &Mail{Env: env, Raw: raw, Header: h, parsed: true, bodyAt: bodyAt}
 	if id, err := h.MessageID(); err == nil {
 		m.MessageID = id
 	}

@@ -40,7 +40,8 @@ func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contra
 	}
 	facts := p.newFacts(m)
 	// Flags are decided in the phases the worker uses: mail.pause on the
-	// facts known before authentication (if it holds the mail), then
+	// facts known before authentication (if it holds the mail and none of
+	// its rules needs dkim: or trust: facts, as in Evaluate), then
 	// mail.dkim.verify and mail.auth.dkim_strong while authenticating,
 	// every other flag with all facts known.
 	decided := map[string]contracts.FlagDecision{}
@@ -50,8 +51,10 @@ func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contra
 		}
 		return d
 	}
-	if d := snap.Eval(rules.FlagPause, facts); d.Bool() {
-		record(d)
+	if !snap.RuleSet(rules.FlagPause).UsesAuthFacts() {
+		if d := snap.Eval(rules.FlagPause, facts); d.Bool() {
+			record(d)
+		}
 	}
 	a, err := p.authenticate(ctx, snap, m, facts, record)
 	if err != nil {

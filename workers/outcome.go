@@ -25,7 +25,7 @@ import (
 // keeps the first and acknowledges the second as a duplicate
 // (mailscope_mail_outcome_duplicates counts them).
 func (w *Worker) publishOutcome(ctx context.Context, out *contracts.Outcome) (*jetstream.PubAck, error) {
-	data, err := encodeOutcome(out, w.maxOutcomeBytes())
+	data, err := encodeOutcome(out, w.maxOutcome)
 	if err != nil {
 		return nil, err
 	}
@@ -33,10 +33,11 @@ func (w *Worker) publishOutcome(ctx context.Context, out *contracts.Outcome) (*j
 	return w.outcomes.Publish(ctx, m, out.ID)
 }
 
-// maxOutcomeBytes is the largest outcome event stored: the server's
-// max_payload less room for headers.
-func (w *Worker) maxOutcomeBytes() int {
-	if mp := w.js.Conn().MaxPayload(); mp > 0 {
+// maxOutcomeBytes is the largest outcome event stored on nc: the
+// server's max_payload less room for headers. The worker reads it once
+// (New): the connection's lock is contended on every mail's path.
+func maxOutcomeBytes(nc *nats.Conn) int {
+	if mp := nc.MaxPayload(); mp > 0 {
 		return int(mp) - 16<<10
 	}
 	return 1<<20 - 16<<10

@@ -499,3 +499,38 @@ func TestSummarizeDeepNesting(t *testing.T) {
 		t.Errorf("truncated %q, text parts %d", s.Truncated, len(s.TextParts))
 	}
 }
+
+// TestExplainAgreesWithEvaluateOnPause: with a pause rule that needs
+// verified facts (an exception for a signer), explain reports the pause
+// the worker applies: decided after verification, not before.
+func TestExplainAgreesWithEvaluateOnPause(t *testing.T) {
+	b := setupPipeline(t, Config{})
+	snap := snapshotOf(t, map[string]string{
+		rules.FlagPause: "dkim:example.com 20 false\ndefault 10 true\n",
+	})
+	for _, tc := range []struct {
+		name   string
+		raw    []byte
+		paused bool
+	}{
+		{"signed by the excepted domain", b.sign(t, plainMail("x@example.org", "partner", "hello"), selEd), false},
+		{"unsigned", plainMail("y@example.org", "anyone", "hello"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := envelope("explain-pause", "x@example.org")
+			_, err := b.p.Evaluate(t.Context(), snap, env, tc.raw, 1)
+			if held := ClassOf(err) == Held && err != nil; held != tc.paused {
+				t.Fatalf("Evaluate: held %v (%v), want %v", held, err, tc.paused)
+			}
+			e, err := b.p.Explain(t.Context(), snap, env, tc.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range e.Flags {
+				if f.Flag == rules.FlagPause && (f.Value == "true") != tc.paused {
+					t.Errorf("explain: %s = %s (rule %+v), want paused %v", f.Flag, f.Value, f.Rule, tc.paused)
+				}
+			}
+		})
+	}
+}

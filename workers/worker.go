@@ -33,6 +33,8 @@ type Worker struct {
 	status jetstream.KeyValue
 	// outcomes group-commits outcome events (one fsync per batch).
 	outcomes *groupcommit.Publisher
+	// maxOutcome is the largest outcome event stored, in bytes.
+	maxOutcome int
 	// progressEvery is how often a mail in progress (or held) is
 	// reported to the server: Config.ProgressInterval or a third of the
 	// consumer's AckWait.
@@ -56,7 +58,7 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &Worker{cfg: cfg, js: js, log: cfg.Logger, policy: policyOf(cfg)}
+	w := &Worker{cfg: cfg, js: js, log: cfg.Logger, policy: policyOf(cfg), maxOutcome: maxOutcomeBytes(nc)}
 	kv, err := js.KeyValue(ctx, cfg.Names.FlagsBucket)
 	if err != nil {
 		return nil, fmt.Errorf("worker: flag bucket %s: %w", cfg.Names.FlagsBucket, err)

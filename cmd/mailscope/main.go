@@ -52,6 +52,7 @@ func usage(w io.Writer) {
 
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
+	tuneGC()
 	if len(os.Args) < 2 {
 		usage(os.Stderr)
 		os.Exit(2)

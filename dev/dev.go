@@ -47,7 +47,8 @@ type Config struct {
 	// DNSServer or the key source. Env defaults to "dev".
 	Worker workers.Config
 	// Producer is the producer configuration; its addresses, names and
-	// logger are set from the fields above.
+	// logger are set from the fields above. Its zero Batch group-commits
+	// mail, as a production producer does by default.
 	Producer producer.Config
 	// Provision is the provisioning configuration. Default: single node.
 	Provision provision.Config

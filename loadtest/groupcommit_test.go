@@ -10,20 +10,18 @@ import (
 	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/loadtest"
 	"github.com/mailscope/mailscope/producer"
-	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/rules"
 )
 
 // TestGroupCommitThroughTheSystem runs the whole system with group commit
-// on: mail stored in atomic batches must reach its outcome on every path a
+// on (the default; MinMsgs 2 so that small groups are batches too): mail stored in atomic batches must reach its outcome on every path a
 // copy of it is made on: processed, dead-lettered (every 10th mail is not
 // a mail), and held by mail.pause then resumed. Checks correctness only.
 func TestGroupCommitThroughTheSystem(t *testing.T) {
 	sys, err := dev.Start(t.Context(), dev.Config{
 		DataDir: t.TempDir(), NATSPort: -1, SMTPAddr: "127.0.0.1:0", LMTPAddr: "127.0.0.1:0",
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Producer:  producer.Config{Batch: producer.Batching{GroupCommit: true, MinMsgs: 2}},
-		Provision: provision.Config{AtomicPublish: true},
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Producer: producer.Config{Batch: producer.Batching{MinMsgs: 2}},
 	})
 	if err != nil {
 		t.Fatal(err)

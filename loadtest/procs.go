@@ -99,12 +99,11 @@ type ProcsConfig struct {
 	// DNSServer is where the worker looks DKIM keys up (--dns-server).
 	// Required.
 	DNSServer string
-	// GroupCommit passes --group-commit to the producer and makes the
-	// mail stream take atomic batches. Default off.
-	GroupCommit bool
-	// AtomicPublish makes the mail stream take atomic batches
-	// (AllowAtomicPublish) without turning group commit on. Default off.
-	AtomicPublish bool
+	// GroupCommitOff passes --group-commit=false to the producer: every
+	// mail is stored on its own. Default false: the producer
+	// group-commits, as it does by default in production (the mail
+	// stream always takes atomic batches).
+	GroupCommitOff bool
 	// LMTP makes the producer listen on LMTP too. Default off.
 	LMTP bool
 	// NoWorker starts no worker (the producer's side alone). Default off.
@@ -176,7 +175,7 @@ func StartProcs(ctx context.Context, c ProcsConfig) (_ *System, err error) {
 	js, err := jetstream.New(nc)
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, c.ReadyTimeout)
-		err = provision.Run(pctx, js, provision.Config{AtomicPublish: c.GroupCommit || c.AtomicPublish})
+		err = provision.Run(pctx, js, provision.Config{})
 		cancel()
 	}
 	nc.Close()
@@ -194,8 +193,8 @@ func StartProcs(ctx context.Context, c ProcsConfig) (_ *System, err error) {
 		sys.LMTPAddr, lmtp = addrs[1], addrs[1]
 	}
 	args := []string{"producer", "--nats", sys.NATSURL, "--smtp", sys.SMTPAddr, "--lmtp", lmtp, "--http-addr", addrs[2]}
-	if c.GroupCommit {
-		args = append(args, "--group-commit")
+	if c.GroupCommitOff {
+		args = append(args, "--group-commit=false")
 	}
 	prod, _, err := startChild(c, "producer", false, append(args, c.ProducerArgs...)...)
 	if err != nil {

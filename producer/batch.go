@@ -9,16 +9,15 @@ import (
 
 // Batching configures the group commit of concurrent publishes (package
 // groupcommit holds the mechanism and the server's atomic-batch
-// semantics). The zero value is group commit off; with GroupCommit set,
-// the defaults below measured best on a single-node server with
-// sync_interval always (see loadtest/README.md).
+// semantics). The zero value is group commit on, with the defaults
+// below, which measured best on a single-node server with sync_interval
+// always (see loadtest/README.md).
 type Batching struct {
-	// GroupCommit turns group commit on. Default off: every mail is
-	// published on its own (one fsync each with sync_interval always).
-	// It needs a mail stream that allows atomic publish (mailscope
-	// provision --atomic-publish); see loadtest/README.md for when it
-	// pays.
-	GroupCommit bool
+	// Off stores every mail on its own: one fsync each with
+	// sync_interval always. Default false: group commit on. Group commit
+	// needs a mail stream that allows atomic publish, which provisioning
+	// always sets; see loadtest/README.md for what it gains.
+	Off bool
 	// Inflight is how many batches may be committing at once. Default 1
 	// (see groupcommit.Config.Inflight).
 	Inflight int

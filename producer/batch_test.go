@@ -16,21 +16,6 @@ import (
 	"github.com/mailscope/mailscope/provision"
 )
 
-// allowAtomic lets the mail stream take atomic batches, whatever
-// provisioning set.
-func (b *bundle) allowAtomic(t *testing.T) {
-	t.Helper()
-	info, err := b.streamObj.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := info.Config
-	cfg.AllowAtomicPublish = true
-	if _, err := b.js.UpdateStream(t.Context(), cfg); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // oneBatch makes a publisher whose batches hold exactly n mails: the
 // window is long (a bound against hangs, never reached by a passing
 // test), so a batch is committed when, and only when, it is full.
@@ -78,7 +63,6 @@ func mailNumbered(i int) []byte {
 // of its own mail, stored with its envelope and its id as dedup id.
 func TestBatchCommit(t *testing.T) {
 	b := setup(t)
-	b.allowAtomic(t)
 	const n = 5
 	pub := b.oneBatch(n)
 	res := publishAll(t, pub, envelopes("", "", "", "", ""), mailNumbered)
@@ -125,9 +109,8 @@ func TestBatchFailureAnswers451(t *testing.T) {
 	const n = 4
 	b := setupWith(t, options{
 		provision: provision.Config{MailMaxBytes: 3 << 10},
-		producer:  producer.Config{Batch: producer.Batching{GroupCommit: true, Window: wait, MaxMsgs: n, MinMsgs: 2}},
+		producer:  producer.Config{Batch: producer.Batching{Window: wait, MaxMsgs: n, MinMsgs: 2}},
 	})
-	b.allowAtomic(t)
 	raw := mailOfSize(t, 1<<10)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -155,7 +138,6 @@ func TestBatchFailureAnswers451(t *testing.T) {
 // works), and the others are stored.
 func TestBatchDedup(t *testing.T) {
 	b := setup(t)
-	b.allowAtomic(t)
 	first, err := producer.NewPublisher(b.js, "", wait).Publish(t.Context(), &envelopes("dup-1")[0], mailNumbered(0))
 	if err != nil {
 		t.Fatal(err)
@@ -193,10 +175,9 @@ func TestBatchingDefaults(t *testing.T) {
 	}
 }
 
-// TestBatchingOff: without Batch.GroupCommit every mail is stored on its own.
+// TestBatchingOff: with Batch.Off every mail is stored on its own.
 func TestBatchingOff(t *testing.T) {
-	b := setupWith(t, options{producer: producer.Config{}})
-	b.allowAtomic(t)
+	b := setupWith(t, options{producer: producer.Config{Batch: producer.Batching{Off: true}}})
 	var wg sync.WaitGroup
 	for i := range 10 {
 		wg.Go(func() {

@@ -35,9 +35,9 @@ type Config struct {
 	// transactions are stored as one atomic batch, sharing the server's
 	// fsync, and each transaction is answered once its batch is
 	// acknowledged (451 for every mail of a batch that failed). Default
-	// off (Batch.GroupCommit). The mail stream must allow atomic publish
-	// (AllowAtomicPublish), else mail is stored one by one, with a
-	// warning.
+	// on; Batch.Off turns it off. The mail stream must allow atomic
+	// publish (AllowAtomicPublish, which provisioning always sets), else
+	// mail is stored one by one, with a warning.
 	Batch Batching
 	// Names of the NATS objects; only MailSubject is used.
 	Names contracts.Names

@@ -28,7 +28,7 @@ type Publisher struct {
 	timeout time.Duration
 
 	// gc stores the mail. It is replaced once (useBatching), by New for a
-	// producer with Batch.GroupCommit, before the first publish.
+	// producer without Batch.Off, before the first publish.
 	gc        atomic.Pointer[groupcommit.Publisher]
 	batchOnce sync.Once
 }
@@ -55,20 +55,20 @@ func NewPublisher(js jetstream.JetStream, subject string, timeout time.Duration)
 // sharing its fsync, and each call returns once its batch is
 // acknowledged (or failed: then every call of the batch fails). The
 // stream must allow atomic publish (AllowAtomicPublish); where it does
-// not, mail is published one by one, with a warning. b.GroupCommit is
-// implied.
+// not, mail is published one by one, with a warning. b.Off is ignored:
+// group commit is what NewBatchPublisher is for.
 func NewBatchPublisher(js jetstream.JetStream, subject string, timeout time.Duration, b Batching) *Publisher {
 	p := NewPublisher(js, subject, timeout)
-	b.GroupCommit = true
+	b.Off = false
 	p.useBatching(b)
 	return p
 }
 
-// useBatching turns group commit on with b if b.GroupCommit; only the
-// first call has an effect, and it must come before the first Publish.
+// useBatching turns group commit on with b unless b.Off; only the first
+// call has an effect, and it must come before the first Publish.
 func (p *Publisher) useBatching(b Batching) {
 	p.batchOnce.Do(func() {
-		if b.GroupCommit {
+		if !b.Off {
 			p.gc.Store(groupcommit.New(p.js, b.config(p.timeout)))
 		}
 	})

@@ -46,11 +46,6 @@ type Config struct {
 	// AckWait is how long a worker may hold a mail before it is
 	// redelivered. Default 30 seconds.
 	AckWait time.Duration
-	// AtomicPublish lets the mail stream take atomic batches
-	// (AllowAtomicPublish), which the producer's group commit needs.
-	// Default off. See loadtest/README.md for when it pays. The outcome
-	// stream allows atomic publish whatever this says.
-	AtomicPublish bool
 	// HeldMaxBytes caps the held-mail stream; when full, more held mail
 	// stays on the mail stream and is looked at again after HoldDelay.
 	// Default 1 GiB.
@@ -114,11 +109,14 @@ func (c Config) WithDefaults() Config {
 // MailStream returns the configuration of the incoming mail stream: a
 // work queue (a mail leaves it when a worker acknowledges it), file
 // storage, and DiscardNew so that a full stream refuses mail instead of
-// dropping stored mail.
+// dropping stored mail. It always allows atomic publish
+// (AllowAtomicPublish): the producer group-commits mail by default
+// (producer.Batching), and Run turns it on for a mail stream
+// provisioned before.
 func (c Config) MailStream() jetstream.StreamConfig {
 	c = c.WithDefaults()
 	sc := workStream(c, c.Names.MailStream, "incoming mail, raw RFC 5322 with the envelope in headers", c.Names.MailSubject, c.MailMaxBytes)
-	sc.AllowAtomicPublish = c.AtomicPublish
+	sc.AllowAtomicPublish = true
 	return sc
 }
 

@@ -28,7 +28,7 @@ func TestRunIdempotent(t *testing.T) {
 	if err := provision.Run(ctx, js, provision.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := provision.Run(ctx, js, provision.Config{AtomicPublish: true, AckWait: time.Minute,
+	if err := provision.Run(ctx, js, provision.Config{AckWait: time.Minute,
 		Names: contracts.Names{KeyBucket: "mail_dkim_keys"}}); err != nil {
 		t.Fatalf("second run with changed settings: %v", err)
 	}
@@ -95,18 +95,7 @@ func TestOutcomeStreamAtomic(t *testing.T) {
 	if _, err := js.CreateStream(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	for run := range 2 {
-		if err := provision.Run(ctx, js, provision.Config{}); err != nil {
-			t.Fatalf("run %d: %v", run, err)
-		}
-		s, err := js.Stream(ctx, c.Names.OutcomeStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !s.CachedInfo().Config.AllowAtomicPublish {
-			t.Fatalf("run %d: outcome stream does not allow atomic publish", run)
-		}
-	}
+	wantAtomicAfterRuns(t, js, c.Names.OutcomeStream)
 
 	const n = 4
 	pub := groupcommit.New(js, groupcommit.Config{Window: time.Minute, MinMsgs: 2, MaxMsgs: n, Timeout: time.Minute})
@@ -125,5 +114,56 @@ func TestOutcomeStreamAtomic(t *testing.T) {
 	}
 	if s := pub.Stats(); s.Batches != 1 || s.BatchedMails != n {
 		t.Errorf("stats %+v, want one batch of %d outcomes", s, n)
+	}
+}
+
+// TestMailStreamAtomic: a mail stream provisioned without atomic publish
+// (before the producer's group commit became the default) is updated to
+// allow it, on every run, and then takes the producer's batches.
+func TestMailStreamAtomic(t *testing.T) {
+	js := jetStream(t)
+	ctx := t.Context()
+	c := provision.Config{}.WithDefaults()
+	old := c.MailStream()
+	old.AllowAtomicPublish = false
+	if _, err := js.CreateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	wantAtomicAfterRuns(t, js, c.Names.MailStream)
+
+	const n = 4
+	pub := groupcommit.New(js, groupcommit.Config{Window: time.Minute, MinMsgs: 2, MaxMsgs: n, Timeout: time.Minute})
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := pub.Publish(ctx, &nats.Msg{Subject: c.Names.MailSubject, Data: []byte("mail")}, fmt.Sprintf("mail-%d", i))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := pub.Stats(); s.Batches != 1 || s.BatchedMails != n {
+		t.Errorf("stats %+v, want one batch of %d mails", s, n)
+	}
+}
+
+// wantAtomicAfterRuns provisions twice and checks, after each run, that
+// the stream allows atomic publish.
+func wantAtomicAfterRuns(t *testing.T, js jetstream.JetStream, stream string) {
+	t.Helper()
+	for run := range 2 {
+		if err := provision.Run(t.Context(), js, provision.Config{}); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		s, err := js.Stream(t.Context(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.CachedInfo().Config.AllowAtomicPublish {
+			t.Fatalf("run %d: stream %s does not allow atomic publish", run, stream)
+		}
 	}
 }

@@ -27,7 +27,7 @@ import (
 
 // loadtestFlags are the command's flags beyond loadtest.Config's.
 type loadtestFlags struct {
-	procs, devMode, keep, producerOnly, atomic  bool
+	procs, devMode, keep, producerOnly          bool
 	binary, dataDir, jsonPath, keyBucket, creds string
 	workerArgs, producerArgs                    string
 	corpus, domains, rsaBits                    int
@@ -62,8 +62,7 @@ func runLoadtest(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&f.workerArgs, "worker-args", "", `with --procs: more flags for the worker, space-separated (e.g. "--concurrency 16")`)
 	fs.StringVar(&f.producerArgs, "producer-args", "", "with --procs: more flags for the producer, space-separated")
 	fs.BoolVar(&f.producerOnly, "producer-only", false, "with --procs or --dev: start no worker (no outcomes): the producer's side alone")
-	fs.BoolVar(&f.atomic, "atomic", false, "with --procs or --dev: let the mail stream take atomic batches (AllowAtomicPublish)")
-	fs.BoolVar(&f.batch.GroupCommit, "group-commit", false, "with --procs or --dev: the producer group-commits (implies --atomic)")
+	fs.Var(groupCommitFlag{&f.batch}, "group-commit", "with --procs or --dev: the producer group-commits, as by default in production (--group-commit=false: every mail stored on its own)")
 	fs.DurationVar(&f.batch.Window, "batch-window", 0, "with --dev --producer-only: group commit window")
 	fs.IntVar(&f.batch.MinMsgs, "batch-min", 0, "with --dev --producer-only: smallest group stored as a batch (0: the default)")
 	fs.IntVar(&f.batch.MaxMsgs, "batch-max", 0, "with --dev --producer-only: largest batch (0: the default)")
@@ -190,7 +189,7 @@ func runLoadtest(ctx context.Context, args []string, out io.Writer) error {
 // what the legacy flags imply.
 func checkLoadtestFlags(mode string, set map[string]bool, c *loadtest.Config, f *loadtestFlags) error {
 	local := mode == "procs" || mode == "dev"
-	for _, name := range []string{"producer-only", "atomic", "group-commit", "data-dir", "keep"} {
+	for _, name := range []string{"producer-only", "group-commit", "data-dir", "keep"} {
 		if set[name] && !local {
 			return fmt.Errorf("--%s needs --procs or --dev", name)
 		}
@@ -207,9 +206,6 @@ func checkLoadtestFlags(mode string, set map[string]bool, c *loadtest.Config, f 
 	}
 	if set["key-bucket"] && mode != "external" {
 		return errors.New("--key-bucket is for a running system (--smtp/--nats); --procs and --dev serve the keys themselves")
-	}
-	if f.batch.GroupCommit {
-		f.atomic = true
 	}
 	if f.signed && c.Size == 0 {
 		c.Size = 8 << 10
@@ -271,8 +267,8 @@ func starter(mode string, c loadtest.Config, f *loadtestFlags, dnsServer string,
 		if mode == "procs" {
 			wargs, pargs := strings.Fields(f.workerArgs), strings.Fields(f.producerArgs)
 			sys, err = loadtest.StartProcs(ctx, loadtest.ProcsConfig{
-				Binary: f.binary, DataDir: dir, DNSServer: dnsServer, GroupCommit: f.batch.GroupCommit,
-				AtomicPublish: f.atomic, LMTP: c.LMTPClients > 0, NoWorker: f.producerOnly,
+				Binary: f.binary, DataDir: dir, DNSServer: dnsServer, GroupCommitOff: f.batch.Off,
+				LMTP: c.LMTPClients > 0, NoWorker: f.producerOnly,
 				WorkerArgs: wargs, ProducerArgs: pargs,
 			})
 		} else {
@@ -286,8 +282,8 @@ func starter(mode string, c loadtest.Config, f *loadtestFlags, dnsServer string,
 		if f.producerOnly {
 			what = "server and producer only, no outcomes"
 		}
-		fmt.Fprintf(out, "system (%s, %s): nats %s (fsync always, data in %s), smtp %s, lmtp %s, atomic batches %v, group commit %v, keys from DNS %s\n",
-			mode, what, sys.NATSURL, dir, sys.SMTPAddr, orNone(sys.LMTPAddr), f.atomic, f.batch.GroupCommit, dnsServer)
+		fmt.Fprintf(out, "system (%s, %s): nats %s (fsync always, data in %s), smtp %s, lmtp %s, group commit %v, keys from DNS %s\n",
+			mode, what, sys.NATSURL, dir, sys.SMTPAddr, orNone(sys.LMTPAddr), !f.batch.Off, dnsServer)
 		stop := sys.Stop
 		sys.Stop = func() error {
 			var err error
@@ -373,10 +369,10 @@ func publishExternal(ctx context.Context, c loadtest.Config, bucket string, cp *
 func startDevSystem(ctx context.Context, dir string, f *loadtestFlags, dnsServer string) (*loadtest.System, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if f.producerOnly {
-		return startProducerOnly(ctx, dir, f.batch, f.atomic, logger)
+		return startProducerOnly(ctx, dir, f.batch, logger)
 	}
 	s, err := dev.Start(ctx, dev.Config{DataDir: dir, NATSPort: -1, SMTPAddr: "127.0.0.1:0", LMTPAddr: "127.0.0.1:0", Logger: logger,
-		DNSServer: dnsServer, Producer: producer.Config{Batch: f.batch}, Provision: provision.Config{AtomicPublish: f.atomic}})
+		DNSServer: dnsServer, Producer: producer.Config{Batch: f.batch}})
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +382,7 @@ func startDevSystem(ctx context.Context, dir string, f *loadtestFlags, dnsServer
 // startProducerOnly starts an embedded nats-server, provisions it, and
 // runs a producer with the given group commit settings: the producer's
 // side alone, without a worker competing for the disk.
-func startProducerOnly(ctx context.Context, dir string, b producer.Batching, atomic bool, logger *slog.Logger) (_ *loadtest.System, err error) {
+func startProducerOnly(ctx context.Context, dir string, b producer.Batching, logger *slog.Logger) (_ *loadtest.System, err error) {
 	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: dir})
 	if err != nil {
 		return nil, err
@@ -413,7 +409,7 @@ func startProducerOnly(ctx context.Context, dir string, b producer.Batching, ato
 	if err != nil {
 		return nil, err
 	}
-	if err := provision.Run(ctx, js, provision.Config{AtomicPublish: atomic}); err != nil {
+	if err := provision.Run(ctx, js, provision.Config{}); err != nil {
 		return nil, err
 	}
 	b.Logger = logger

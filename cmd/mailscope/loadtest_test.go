@@ -97,6 +97,8 @@ func TestLoadtestFlagsRefused(t *testing.T) {
 		{"--batch-min", "2", "--procs"},
 		{"--key-bucket", "k"},
 		{"--rate", "-1"},
+		{"--atomic", "--dev"}, // gone: the mail stream always takes atomic batches
+		{"--group-commit=false", "--smtp", "127.0.0.1:2525"},
 	} {
 		r := run(t, "", nil, nil, append([]string{"loadtest"}, args...)...)
 		if r.code != 2 {

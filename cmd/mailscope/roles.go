@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/mailscope/mailscope/producer"
@@ -26,7 +27,6 @@ func addProvisionFlags(fs *flag.FlagSet, c *provision.Config) {
 	fs.DurationVar(&c.DeadMaxAge, "dead-max-age", 30*24*time.Hour, "how long dead letters are kept")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "how long a worker may hold a mail before redelivery")
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 1000, "mails in flight across all workers")
-	fs.BoolVar(&c.AtomicPublish, "atomic-publish", false, "let the mail stream take atomic batches, for producer --group-commit")
 }
 
 func runProvision(ctx context.Context, args []string, out io.Writer) error {
@@ -60,8 +60,30 @@ func addProducerFlags(fs *flag.FlagSet, c *producer.Config) {
 	fs.Int64Var(&c.MaxSize, "max-size", 8<<20, "largest mail accepted in bytes (capped by the server's max_payload); larger gets 552 5.3.4")
 	fs.IntVar(&c.MaxRecipients, "max-recipients", 100, "recipients per transaction")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "wait for JetStream's acknowledgement; past it the MTA gets 451")
-	fs.BoolVar(&c.Batch.GroupCommit, "group-commit", false, "store concurrent transactions' mail as atomic batches sharing one fsync (needs provision --atomic-publish; see loadtest/README.md)")
+	fs.Var(groupCommitFlag{&c.Batch}, "group-commit", "store concurrent transactions' mail as atomic batches sharing one fsync (--group-commit=false stores every mail on its own, one fsync each; see loadtest/README.md)")
 }
+
+// groupCommitFlag is the --group-commit flag: true (the default) turns
+// group commit on, false sets Batching.Off.
+type groupCommitFlag struct{ b *producer.Batching }
+
+func (f groupCommitFlag) String() string {
+	if f.b == nil { // the zero value, against which flag prints "(default true)"
+		return "false"
+	}
+	return strconv.FormatBool(!f.b.Off)
+}
+
+func (f groupCommitFlag) Set(s string) error {
+	on, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	f.b.Off = !on
+	return nil
+}
+
+func (f groupCommitFlag) IsBoolFlag() bool { return true }
 
 func runProducer(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("producer", flag.ContinueOnError)

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"flag"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/keyserver"
+	"github.com/mailscope/mailscope/producer"
 	"github.com/mailscope/mailscope/rules"
 	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/testkit"
@@ -108,5 +111,45 @@ func TestRolesAsProcesses(t *testing.T) {
 	if o.Disposition != contracts.Quarantined || o.Auth.Trust != contracts.TrustStrong ||
 		o.Worker.Name != "w1" || o.Worker.Env != "staging" || o.Envelope.Protocol != "smtp" {
 		t.Errorf("outcome %+v", o)
+	}
+}
+
+// TestProducerGroupCommitFlag: group commit is on unless --group-commit
+// is false, by flag or by MAILSCOPE_GROUP_COMMIT.
+func TestProducerGroupCommitFlag(t *testing.T) {
+	t.Setenv("MAILSCOPE_GROUP_COMMIT", "") // restored at the end; set or unset per case below
+	for _, c := range []struct {
+		args    []string
+		env     string
+		wantOff bool
+	}{
+		{nil, "", false},
+		{[]string{"--group-commit"}, "", false},
+		{[]string{"--group-commit=false"}, "", true},
+		{nil, "false", true},
+		{[]string{"--group-commit=true"}, "false", false}, // a flag beats the environment
+	} {
+		if c.env != "" {
+			os.Setenv("MAILSCOPE_GROUP_COMMIT", c.env)
+		} else {
+			os.Unsetenv("MAILSCOPE_GROUP_COMMIT")
+		}
+		fs := flag.NewFlagSet("producer", flag.ContinueOnError)
+		var pc producer.Config
+		addProducerFlags(fs, &pc)
+		if err := parse(fs, c.args); err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		if pc.Batch.Off != c.wantOff {
+			t.Errorf("args %q, MAILSCOPE_GROUP_COMMIT=%q: Batch.Off %v, want %v", c.args, c.env, pc.Batch.Off, c.wantOff)
+		}
+	}
+	var help strings.Builder
+	fs := flag.NewFlagSet("producer", flag.ContinueOnError)
+	fs.SetOutput(&help)
+	addProducerFlags(fs, new(producer.Config))
+	fs.PrintDefaults()
+	if !strings.Contains(help.String(), "(default true)") {
+		t.Errorf("help does not state group commit's default:\n%s", help.String())
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mailscope/mailscope/embedded"
 	"github.com/mailscope/mailscope/groupcommit"
+	"github.com/mailscope/mailscope/systest"
 )
 
 // wait bounds every wait in these tests; it is a safety net against
@@ -37,20 +37,8 @@ func setup(t *testing.T) *bundle { return setupWith(t, options{}) }
 
 func setupWith(t *testing.T, o options) *bundle {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
 	b := &bundle{logs: &syncBuffer{}}
-	if b.js, err = jetstream.New(nc); err != nil {
-		t.Fatal(err)
-	}
+	_, b.js = systest.JetStream(t)
 	cfg := jetstream.StreamConfig{
 		Name:               "EVENTS",
 		Subjects:           []string{"events.>"},
@@ -62,6 +50,7 @@ func setupWith(t *testing.T, o options) *bundle {
 	if o.maxBytes > 0 {
 		cfg.MaxBytes = o.maxBytes
 	}
+	var err error
 	if b.stream, err = b.js.CreateStream(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}

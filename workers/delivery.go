@@ -24,12 +24,24 @@ type delivery struct {
 	// included.
 	attempt int
 	start   time.Time
-	log     *slog.Logger
+	// base is the worker's logger; log, made from it on first use, names
+	// the mail and the attempt. Only failures log, so most mails never
+	// pay for it.
+	base, log *slog.Logger
+}
+
+// logger returns the delivery's logger. Not safe for concurrent use, as
+// the delivery itself.
+func (d *delivery) logger() *slog.Logger {
+	if d.log == nil {
+		d.log = d.base.With(slog.String("id", d.env.ID), slog.Int("attempt", d.attempt))
+	}
+	return d.log
 }
 
 // newDelivery decodes msg's envelope and counts its attempt.
 func (w *Worker) newDelivery(msg jetstream.Msg) *delivery {
-	d := &delivery{msg: msg, attempt: 1, start: time.Now()}
+	d := &delivery{msg: msg, attempt: 1, start: time.Now(), base: w.log}
 	if md, err := msg.Metadata(); err == nil {
 		d.attempt = int(md.NumDelivered)
 	}
@@ -40,7 +52,6 @@ func (w *Worker) newDelivery(msg jetstream.Msg) *delivery {
 		env = partialEnvelope(msg)
 	}
 	d.env = env
-	d.log = w.log.With(slog.String("id", env.ID), slog.Int("attempt", d.attempt))
 	return d
 }
 

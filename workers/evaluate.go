@@ -31,17 +31,11 @@ type Evaluation struct {
 // no side effect: held-mail re-checks and `flags explain` call it alone.
 func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contracts.Envelope, raw []byte, attempt int) (ev *Evaluation, err error) {
 	defer p.recovered("evaluate", env.ID, &err)
-	m, err := ParseMail(env, raw)
+	m, facts, early, err := p.prepare(snap, env, raw)
 	if err != nil {
 		return nil, err
 	}
-	facts := p.newFacts(m)
-	// mail.pause is looked at first, on the facts known before
-	// authentication, so that held mail needs no DNS and a DNS outage can
-	// never fail it; unless a pause rule has dkim: or trust: terms, whose
-	// facts do not exist yet (an exception for a verified partner): then
-	// it is decided after verification, below.
-	if !snap.RuleSet(rules.FlagPause).UsesAuthFacts() && snap.Eval(rules.FlagPause, facts).Bool() {
+	if early != nil {
 		return nil, errHeld
 	}
 	out := &contracts.Outcome{
@@ -75,6 +69,28 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 	out.DryRun = consult(rules.FlagDryRun).Bool()
 	ev.Handler = consult(rules.FlagHandler).Value
 	return ev, nil
+}
+
+// prepare parses raw and returns the mail, its scope facts known before
+// authentication and, when mail.pause holds it on those facts alone, the
+// pause decision. mail.pause is looked at first so that held mail needs
+// no DNS and a DNS outage can never fail it; unless a pause rule has
+// dkim: or trust: terms, whose facts do not exist yet (an exception for a
+// verified partner): then it is decided after authentication. Evaluate
+// and Explain both start here, so that they decide the pause alike.
+func (p *Pipeline) prepare(snap *rules.Snapshot, env contracts.Envelope, raw []byte) (*Mail, *rules.Facts, *rules.Decision, error) {
+	m, err := ParseMail(env, raw)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	facts := p.newFacts(m)
+	if snap.RuleSet(rules.FlagPause).UsesAuthFacts() {
+		return m, facts, nil, nil
+	}
+	if d := snap.Eval(rules.FlagPause, facts); d.Bool() {
+		return m, facts, &d, nil
+	}
+	return m, facts, nil, nil
 }
 
 // newFacts returns the scope facts of m known before authentication.

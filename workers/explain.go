@@ -34,14 +34,12 @@ type Explanation struct {
 // DNS temperrors (class DNS).
 func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contracts.Envelope, raw []byte) (_ *Explanation, err error) {
 	defer p.recovered("explain", env.ID, &err)
-	m, err := ParseMail(env, raw)
+	m, facts, early, err := p.prepare(snap, env, raw)
 	if err != nil {
 		return nil, err
 	}
-	facts := p.newFacts(m)
-	// Flags are decided in the phases the worker uses: mail.pause on the
-	// facts known before authentication (if it holds the mail and none of
-	// its rules needs dkim: or trust: facts, as in Evaluate), then
+	// Flags are decided in the phases the worker uses (see prepare):
+	// mail.pause first if it holds the mail before authentication, then
 	// mail.dkim.verify and mail.auth.dkim_strong while authenticating,
 	// every other flag with all facts known.
 	decided := map[string]contracts.FlagDecision{}
@@ -51,10 +49,8 @@ func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contra
 		}
 		return d
 	}
-	if !snap.RuleSet(rules.FlagPause).UsesAuthFacts() {
-		if d := snap.Eval(rules.FlagPause, facts); d.Bool() {
-			record(d)
-		}
+	if early != nil {
+		record(*early)
 	}
 	a, err := p.authenticate(ctx, snap, m, facts, record)
 	if err != nil {

@@ -32,7 +32,7 @@ func (w *Worker) park(ctx context.Context, d *delivery, why error) error {
 	if _, err := w.js.PublishMsg(pctx, m, jetstream.WithMsgID(id)); err != nil {
 		return err
 	}
-	d.log.Info("mail held", slog.Any("reason", why))
+	d.logger().Info("mail held", slog.Any("reason", why))
 	return nil
 }
 
@@ -45,7 +45,7 @@ func (w *Worker) resume(ctx context.Context, d *delivery) error {
 	if _, err := w.js.PublishMsg(pctx, m, jetstream.WithMsgID(id)); err != nil {
 		return err
 	}
-	d.log.Info("held mail resumed")
+	d.logger().Info("held mail resumed")
 	return nil
 }
 
@@ -130,7 +130,7 @@ func (w *Worker) watchHeld(runCtx context.Context, msg jetstream.Msg) {
 				return
 			case <-progress.C:
 				if perr := msg.InProgress(); perr != nil {
-					d.log.Warn("in-progress of a held mail failed", slog.Any("err", perr))
+					d.logger().Warn("in-progress of a held mail failed", slog.Any("err", perr))
 				}
 			case <-changed:
 				break wait

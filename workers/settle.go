@@ -31,26 +31,26 @@ func (w *Worker) settle(ctx context.Context, d *delivery, v verdict, out *contra
 		w.met.outcome(ctx, string(out.Disposition), time.Since(d.start).Seconds(), ack.Duplicate)
 		w.ack(ctx, d, "if the mail is redelivered its outcome is deduplicated")
 	case actRetry:
-		d.log.Warn("will retry", slog.Any("err", v.cause), slog.Duration("delay", v.delay))
+		d.logger().Warn("will retry", slog.Any("err", v.cause), slog.Duration("delay", v.delay))
 		w.nak(d, v.delay)
 	case actDead:
-		d.log.Error("dead-lettering mail", slog.String("class", ClassOf(v.cause).String()), slog.Any("err", v.cause))
+		d.logger().Error("dead-lettering mail", slog.String("class", ClassOf(v.cause).String()), slog.Any("err", v.cause))
 		if err := w.deadLetter(ctx, d, v.cause); err != nil {
-			d.log.Error("dead letter not stored", slog.Any("err", err))
+			d.logger().Error("dead letter not stored", slog.Any("err", err))
 			return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actDead, err: err, attempt: d.attempt}), nil)
 		}
 		if err := d.msg.TermWithReason(ClassOf(v.cause).String()); err != nil {
-			d.log.Warn("term failed; the mail will be redelivered and dead-lettered again (deduplicated)", slog.Any("err", err))
+			d.logger().Warn("term failed; the mail will be redelivered and dead-lettered again (deduplicated)", slog.Any("err", err))
 		}
 	case actHold:
 		if err := w.park(ctx, d, v.cause); err != nil {
-			d.log.Warn("held mail not parked; will look again", slog.Any("err", err))
+			d.logger().Warn("held mail not parked; will look again", slog.Any("err", err))
 			return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actHold, err: err, attempt: d.attempt}), nil)
 		}
 		w.ack(ctx, d, "it will be parked again (deduplicated)")
 	case actResume:
 		if err := w.resume(ctx, d); err != nil {
-			d.log.Warn("held mail not resumed; will try again", slog.Any("err", err))
+			d.logger().Warn("held mail not resumed; will try again", slog.Any("err", err))
 			return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actResume, err: err, attempt: d.attempt}), nil)
 		}
 		w.ack(ctx, d, "it will be resumed again (deduplicated)")
@@ -73,7 +73,7 @@ func (w *Worker) settle(ctx context.Context, d *delivery, v verdict, out *contra
 // time there, at half the throughput (docs/performance.md).
 func (w *Worker) ack(_ context.Context, d *delivery, after string) {
 	if err := d.msg.Ack(); err != nil {
-		d.log.Warn("ack failed; "+after, slog.Any("err", err))
+		d.logger().Warn("ack failed; "+after, slog.Any("err", err))
 	}
 }
 
@@ -86,6 +86,6 @@ func (w *Worker) nak(d *delivery, delay time.Duration) {
 		err = d.msg.Nak()
 	}
 	if err != nil {
-		d.log.Warn("nak failed; the server redelivers after AckWait", slog.Any("err", err))
+		d.logger().Warn("nak failed; the server redelivers after AckWait", slog.Any("err", err))
 	}
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailscope/mailscope/contracts"
-	"github.com/mailscope/mailscope/embedded"
 	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/systest"
 )
 
 // fakeMsg is a jetstream.Msg that records what settle does with it.
@@ -73,20 +73,8 @@ type settleBundle struct {
 
 func setupSettle(t *testing.T) *settleBundle {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := systest.JetStream(t)
+	nc := js.Conn()
 	if err := provision.Run(t.Context(), js, provision.Config{}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,11 @@ type Names struct {
 	// MailSubject is the subject incoming mail is published on.
 	// Default "mail.incoming".
 	MailSubject string
+	// ResumeSubject is where workers put held mail back on the mail
+	// stream when its hold ends: a subject of its own, so that a worker
+	// never needs to publish on MailSubject, which only the producer may.
+	// Default "mail.resumed".
+	ResumeSubject string
 	// Consumer is the durable pull consumer shared by every worker
 	// replica. Default "workers".
 	Consumer string
@@ -54,6 +59,7 @@ func DefaultNames() Names {
 	return Names{
 		MailStream:    "MAIL",
 		MailSubject:   "mail.incoming",
+		ResumeSubject: "mail.resumed",
 		Consumer:      "workers",
 		OutcomeStream: "MAIL_OUTCOMES",
 		OutcomePrefix: "mail.outcome",
@@ -78,6 +84,7 @@ func (n Names) WithDefaults() Names {
 	}
 	set(&n.MailStream, d.MailStream)
 	set(&n.MailSubject, d.MailSubject)
+	set(&n.ResumeSubject, d.ResumeSubject)
 	set(&n.Consumer, d.Consumer)
 	set(&n.OutcomeStream, d.OutcomeStream)
 	set(&n.OutcomePrefix, d.OutcomePrefix)

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/embedded"
 	"github.com/mailscope/mailscope/keyserver"
 	"github.com/mailscope/mailscope/producer"
@@ -52,6 +53,14 @@ type Config struct {
 	Producer producer.Config
 	// Provision is the provisioning configuration. Default: single node.
 	Provision provision.Config
+	// CredentialsDir holds every role's NKey seed (access.Keyring),
+	// made on the first start and kept, so the operator's nats context
+	// stays valid across restarts. Default DataDir/credentials.
+	CredentialsDir string
+	// MonitorPort, when not 0, serves the embedded nats-server's
+	// monitoring endpoint (/jsz: what KEDA reads) on NATSHost; -1 picks
+	// a free port. Default 0: none (`mailscope dev` serves it on 8222).
+	MonitorPort int
 	// Logger for every part. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -61,9 +70,12 @@ type System struct {
 	// NATS is the embedded server; URL its client URL.
 	NATS *embedded.Server
 	URL  string
-	// Conn is a client connection for callers (tests, the demo).
+	// Conn is a connection as the operator, for callers (tests, the
+	// demo): it may write flag rules and read everything, no more.
 	Conn *nats.Conn
 	JS   jetstream.JetStream
+	// Credentials holds every role's NKey seed; Connect connects as one.
+	Credentials *access.Keyring
 	// Keys is the built-in key source; nil when DNSServer was given.
 	Keys *keyserver.Server
 	// DNSServer is the DNS server workers query.
@@ -80,7 +92,10 @@ type System struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errs   chan error
-	conns  []*nats.Conn
+	// natsConfig is what the embedded server was started with.
+	natsConfig embedded.Config
+	mu         sync.Mutex
+	conns      []*nats.Conn
 }
 
 // Start brings the whole system up and returns once the worker has
@@ -98,6 +113,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if cfg.Worker.Env == "" {
 		cfg.Worker.Env = "dev"
 	}
+	if cfg.CredentialsDir == "" {
+		cfg.CredentialsDir = filepath.Join(cfg.DataDir, "credentials")
+	}
 	cfg.Worker.Logger = cfg.Logger
 	cfg.Worker.Names = cfg.Provision.WithDefaults().Names
 	s := &System{Config: cfg, errs: make(chan error, 2)}
@@ -106,20 +124,23 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			s.Close()
 		}
 	}()
-	s.NATS, err = embedded.Start(embedded.Config{Host: cfg.NATSHost, Port: cfg.NATSPort, StoreDir: cfg.DataDir})
+	if s.Credentials, err = access.OpenKeyring(cfg.CredentialsDir, append(access.Roles(), access.LoadTest)...); err != nil {
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	s.natsConfig = embedded.Config{Host: cfg.NATSHost, Port: cfg.NATSPort, HTTPPort: cfg.MonitorPort,
+		StoreDir: cfg.DataDir, Users: s.Credentials.PublicKeys(), Names: cfg.Worker.Names}
+	s.NATS, err = embedded.Start(s.natsConfig)
 	if err != nil {
 		return nil, err
 	}
 	s.URL = s.NATS.ClientURL()
-	if s.Conn, err = s.connect("mailscope-dev"); err != nil {
+	if s.Conn, err = s.Connect(access.Operator); err != nil {
 		return nil, err
 	}
 	if s.JS, err = jetstream.New(s.Conn); err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := provision.Run(pctx, s.JS, cfg.Provision); err != nil {
+	if err := s.provision(ctx); err != nil {
 		return nil, err
 	}
 
@@ -132,7 +153,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	cfg.Worker.Auth.DNSServers = []string{s.DNSServer}
 
-	pnc, err := s.connect("mailscope-producer")
+	pnc, err := s.Connect(access.Producer)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +169,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.SMTPAddr, s.LMTPAddr = p.Addr(false), p.Addr(true)
 	s.Producer = p
 
-	wnc, err := s.connect("mailscope-worker")
+	wnc, err := s.Connect(access.Worker)
 	if err != nil {
 		return nil, err
 	}
@@ -178,13 +199,41 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	return s, nil
 }
 
-func (s *System) connect(name string) (*nats.Conn, error) {
-	// No reconnect buffer: see cmd/mailscope's connect.
-	nc, err := nats.Connect(s.URL, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
+// provision runs provisioning as the provisioner, on a connection of
+// its own that ends with it.
+func (s *System) provision(ctx context.Context) error {
+	nc, err := s.Connect(access.Provisioner)
 	if err != nil {
-		return nil, fmt.Errorf("dev: connect %s: %w", s.URL, err)
+		return err
 	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return provision.Run(pctx, js, s.Config.Provision)
+}
+
+// Connect connects to the embedded server as role r, with r's
+// credentials and inbox prefix; Close closes the connection. It is how
+// every part of the system connects, so a permission the system lacks
+// fails in development and in the tests.
+func (s *System) Connect(r access.Role, opts ...nats.Option) (*nats.Conn, error) {
+	ropts, err := s.Credentials.Options(r)
+	if err != nil {
+		return nil, err
+	}
+	// No reconnect buffer: see cmd/mailscope's connect.
+	all := append([]nats.Option{nats.Name("mailscope-" + string(r)), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1)}, ropts...)
+	nc, err := nats.Connect(s.URL, append(all, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("dev: connect to %s as %s: %w", s.URL, r, err)
+	}
+	s.mu.Lock()
 	s.conns = append(s.conns, nc)
+	s.mu.Unlock()
 	return nc, nil
 }
 
@@ -209,13 +258,29 @@ func (s *System) Close() {
 		s.cancel()
 	}
 	s.wg.Wait()
+	s.mu.Lock()
 	for _, nc := range s.conns {
 		nc.Close()
 	}
+	s.mu.Unlock()
 	if s.Keys != nil {
 		s.Keys.Close()
 	}
 	if s.NATS != nil {
 		s.NATS.Close()
 	}
+}
+
+// NATSContextName is the nats CLI context `mailscope dev` writes: the
+// operator's credentials on the embedded server.
+const NATSContextName = "mailscope-dev"
+
+// WriteNATSContext writes the operator's nats CLI context,
+// NATSContextName, under root (access.NATSConfigRoot for the user's own)
+// and returns its path. `nats context select mailscope-dev` then makes
+// every `nats` command act as the operator, as a production operator's
+// context does.
+func (s *System) WriteNATSContext(root string) (string, error) {
+	c := s.Credentials.NATSContext(access.Operator, s.URL, "mailscope dev: the operator on the embedded nats-server")
+	return c.Write(root, NATSContextName)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
@@ -108,7 +109,7 @@ func genKey(t *testing.T, ks *keyserver.Server, alg string, bits int, selector, 
 func (b *bundle) publishDirect(t *testing.T, raw []byte, rcpt string) {
 	t.Helper()
 	env := contracts.Envelope{MailFrom: "alice@example.com", RcptTo: []string{rcpt}, Protocol: "publish"}
-	if _, err := producer.NewPublisher(b.sys.JS, "", 0).Publish(t.Context(), &env, raw); err != nil {
+	if _, err := producer.NewPublisher(b.js(t, access.Producer), "", 0).Publish(t.Context(), &env, raw); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/rules"
 	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/workers"
@@ -65,7 +66,9 @@ func natsBinary(t testing.TB) string {
 }
 
 // cli runs the real nats CLI against a running system, as an operator
-// would, isolated from any nats context of the user running the tests.
+// would: through the operator's context that the system wrote (as
+// `mailscope dev` does), selected with `nats context select`, isolated
+// from any nats context of the user running the tests.
 type cli struct {
 	bin    string
 	server string
@@ -81,14 +84,19 @@ func newCLI(t *testing.T, b *bundle) *cli {
 			env = append(env, kv)
 		}
 	}
-	return &cli{bin: natsBinary(t), server: b.sys.URL, env: env}
+	if _, err := b.sys.WriteNATSContext(home); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{bin: natsBinary(t), server: b.sys.URL, env: env}
+	c.run(t, "context", "select", dev.NATSContextName)
+	return c
 }
 
 // run runs `nats ARGS...` and returns its standard output; a non-zero exit
 // fails the test.
 func (c *cli) run(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), c.bin, append([]string{"--server", c.server, "--no-context"}, args...)...)
+	cmd := exec.CommandContext(t.Context(), c.bin, args...)
 	cmd.Env = c.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
@@ -69,6 +70,7 @@ func TestAttemptsSurviveAHold(t *testing.T) {
 	name := testkit.DNSName("slow", "example.com")
 	b.keys.SetFault(name, keyserver.FaultTimeout)
 
+	prod := b.js(t, access.Producer)
 	publish := func(rcpt, prior string) {
 		t.Helper()
 		raw := mail(t, rcpt, "prior attempts", k, "example.com", "slow")
@@ -76,7 +78,7 @@ func TestAttemptsSurviveAHold(t *testing.T) {
 		msg := &nats.Msg{Subject: "mail.incoming", Header: nats.Header{}, Data: raw}
 		env.Encode(msg.Header)
 		msg.Header.Set(contracts.HeaderPriorAttempts, prior)
-		if _, err := b.sys.JS.PublishMsg(t.Context(), msg); err != nil {
+		if _, err := prod.PublishMsg(t.Context(), msg); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -24,21 +24,34 @@ func (s *System) RestartNATS(ctx context.Context, between func()) error {
 		return errors.New("dev: restart: the nats-server has no client listener")
 	}
 	// Listen before the shutdown, so that no reconnect goes unseen.
-	back := make([]chan nats.Status, len(s.conns))
-	for i, nc := range s.conns {
+	s.mu.Lock()
+	var conns []*nats.Conn
+	for _, nc := range s.conns {
+		if !nc.IsClosed() {
+			conns = append(conns, nc)
+		}
+	}
+	s.mu.Unlock()
+	back := make([]chan nats.Status, len(conns))
+	for i, nc := range conns {
 		back[i] = nc.StatusChanged(nats.CONNECTED)
 		defer nc.RemoveStatusListener(back[i])
+	}
+	c := s.natsConfig
+	c.Port = addr.Port
+	if mon := s.NATS.MonitorAddr(); mon != nil {
+		c.HTTPPort = mon.Port
 	}
 	s.NATS.Close()
 	if between != nil {
 		between()
 	}
-	srv, err := embedded.Start(embedded.Config{Host: s.Config.NATSHost, Port: addr.Port, StoreDir: s.Config.DataDir})
+	srv, err := embedded.Start(c)
 	if err != nil {
 		return fmt.Errorf("dev: restart nats-server on port %d: %w", addr.Port, err)
 	}
 	s.NATS = srv
-	for i, nc := range s.conns {
+	for i, nc := range conns {
 		select {
 		case <-back[i]:
 		case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
 	"github.com/mailscope/mailscope/systest"
@@ -37,6 +38,10 @@ func TestRulesPutAcrossNATSRestart(t *testing.T) {
 	b := setup(t, workers.Config{Release: "e2e-release"})
 	putAllRules(t, b)
 	url := b.sys.URL
+	operator, err := b.sys.Credentials.Options(access.Operator)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// Mail before the restart: not waited for, so some is in flight
 	// when the server goes away.
@@ -57,14 +62,14 @@ func TestRulesPutAcrossNATSRestart(t *testing.T) {
 	}
 	during := make(chan puts, 1)
 	start := time.Now()
-	err := b.sys.RestartNATS(t.Context(), func() {
+	err = b.sys.RestartNATS(t.Context(), func() {
 		// The server is down. This operator's client connects the moment
 		// it is back, long before the worker's (whose reconnect wait is
 		// 2s), and puts at once.
 		go func() {
 			var p puts
 			defer func() { during <- p }()
-			nc, err := nats.Connect(url, nats.RetryOnFailedConnect(true), nats.ReconnectWait(5*time.Millisecond), nats.MaxReconnects(-1))
+			nc, err := nats.Connect(url, append(operator, nats.RetryOnFailedConnect(true), nats.ReconnectWait(5*time.Millisecond), nats.MaxReconnects(-1))...)
 			if err != nil {
 				p.err = err
 				return

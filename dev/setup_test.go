@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/keyserver"
@@ -295,4 +297,30 @@ func (b *bundle) waitStatus(t *testing.T, cond func(contracts.WorkerStatus) bool
 			t.Fatalf("status entry %s never matched; last: %+v", key, last)
 		}
 	}
+}
+
+// conn connects to the system as role r, on a connection of the test's
+// own (it outlives the system's Close and ends with the test).
+func (b *bundle) conn(t *testing.T, r access.Role, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	ropts, err := b.sys.Credentials.Options(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(b.sys.URL, append(ropts, opts...)...)
+	if err != nil {
+		t.Fatalf("connect as %s: %v", r, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// js is a JetStream client on a connection as role r.
+func (b *bundle) js(t *testing.T, r access.Role) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(b.conn(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

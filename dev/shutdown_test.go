@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/provision"
@@ -44,13 +44,9 @@ func TestShutdownReleasesPrefetchedMail(t *testing.T) {
 	}
 	<-entered
 	// Outcomes on a connection of the test's own: Close ends the system's.
-	nc, err := nats.Connect(b.sys.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := b.conn(t, access.Operator)
 	outcomes := systest.NewOutcomes(t, nc, systest.ByRcpt)
-	cons, err := b.sys.JS.Consumer(t.Context(), "MAIL", "workers")
+	cons, err := b.js(t, access.Worker).Consumer(t.Context(), "MAIL", "workers") // a worker of the fleet
 	if err != nil {
 		t.Fatal(err)
 	}

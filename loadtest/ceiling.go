@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 )
 
@@ -180,8 +180,12 @@ func MeasureJetStream(ctx context.Context, nc *nats.Conn, cp *Corpus, c CeilingC
 	if err != nil {
 		return j, err
 	}
-	token := strings.ToLower(nuid.Next()[14:])
-	name, subject := "LOADTEST_CEILING_"+strings.ToUpper(token), "loadtest.ceiling."+token
+	// The one scratch stream the load test's role may create and
+	// delete; one a killed run left behind is replaced.
+	name, subject := access.LoadTestStream, access.LoadTestSubject
+	if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return j, fmt.Errorf("loadtest: delete a scratch stream left behind: %w", err)
+	}
 	st, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: name, Subjects: []string{subject}, Storage: jetstream.FileStorage,
 		Retention: jetstream.WorkQueuePolicy, AllowAtomicPublish: true, Replicas: 1,

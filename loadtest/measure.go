@@ -186,6 +186,7 @@ func Measure(ctx context.Context, c MeasureConfig) (m *Measurement, err error) {
 		m.CPUNote = "one process: the system runs inside the load test, so \"loadtest\" is the CPU of server, producer, worker and load test together; no per-role figures"
 	}
 	c.Run.SMTPAddr, c.Run.LMTPAddr, c.Run.NATSURL = sys.SMTPAddr, sys.LMTPAddr, sys.NATSURL
+	c.Run.NATSOptions = append(c.Run.NATSOptions[:len(c.Run.NATSOptions):len(c.Run.NATSOptions)], sys.NATSOptions...)
 	if c.NoOutcomes {
 		c.Run.NATSURL = ""
 	}

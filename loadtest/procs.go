@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/provision"
 )
 
@@ -26,6 +27,10 @@ type System struct {
 	// NATSURL is the server's client URL; SMTPAddr and LMTPAddr the
 	// producer's addresses (LMTPAddr empty when it does not listen).
 	NATSURL, SMTPAddr, LMTPAddr string
+	// NATSOptions are the options of the load test's own connections to
+	// the system's server (the credentials of access.LoadTest, when the
+	// load test started the server); added to Config.NATSOptions.
+	NATSOptions []nats.Option
 	// Procs are the system's processes, whose CPU is measured. Empty
 	// when the system runs inside the load test's process (then only the
 	// load test's own CPU is known, and it is the whole system's).
@@ -159,7 +164,8 @@ func StartProcs(ctx context.Context, c ProcsConfig) (_ *System, err error) {
 		}
 	}()
 
-	srv, stdout, err := startChild(c, "server", true, "server", "--data-dir", filepath.Join(c.DataDir, "nats"), "--host", "127.0.0.1", "--port", "-1")
+	srv, stdout, err := startChild(c, "server", true, "server", "--data-dir", filepath.Join(c.DataDir, "nats"),
+		"--credentials-dir", credentialsDir(c.DataDir), "--host", "127.0.0.1", "--port", "-1")
 	if err != nil {
 		return nil, err
 	}
@@ -168,19 +174,15 @@ func StartProcs(ctx context.Context, c ProcsConfig) (_ *System, err error) {
 		return nil, err
 	}
 
-	nc, err := nats.Connect(sys.NATSURL, nats.Name("mailscope-loadtest-provision"))
+	keys, err := access.OpenKeyring(credentialsDir(c.DataDir), append(access.Roles(), access.LoadTest)...)
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: connect to the server at %s: %w", sys.NATSURL, err)
+		return nil, err
 	}
-	js, err := jetstream.New(nc)
-	if err == nil {
-		pctx, cancel := context.WithTimeout(ctx, c.ReadyTimeout)
-		err = provision.Run(pctx, js, provision.Config{})
-		cancel()
+	if sys.NATSOptions, err = keys.Options(access.LoadTest); err != nil {
+		return nil, err
 	}
-	nc.Close()
-	if err != nil {
-		return nil, fmt.Errorf("loadtest: provision: %w", err)
+	if err := provisionAs(ctx, sys.NATSURL, keys, c.ReadyTimeout); err != nil {
+		return nil, err
 	}
 
 	addrs, err := freeAddrs(4)
@@ -192,7 +194,7 @@ func StartProcs(ctx context.Context, c ProcsConfig) (_ *System, err error) {
 	if c.LMTP {
 		sys.LMTPAddr, lmtp = addrs[1], addrs[1]
 	}
-	args := []string{"producer", "--nats", sys.NATSURL, "--smtp", sys.SMTPAddr, "--lmtp", lmtp, "--http-addr", addrs[2]}
+	args := []string{"producer", "--nats", sys.NATSURL, "--nats-nkey", keys.SeedFile(access.Producer), "--smtp", sys.SMTPAddr, "--lmtp", lmtp, "--http-addr", addrs[2]}
 	if c.GroupCommitOff {
 		args = append(args, "--group-commit=false")
 	}
@@ -206,7 +208,7 @@ func StartProcs(ctx context.Context, c ProcsConfig) (_ *System, err error) {
 		addr string
 	}{{prod, addrs[2]}}
 	if !c.NoWorker {
-		args = []string{"worker", "--nats", sys.NATSURL, "--dns-server", c.DNSServer, "--http-addr", addrs[3]}
+		args = []string{"worker", "--nats", sys.NATSURL, "--nats-nkey", keys.SeedFile(access.Worker), "--dns-server", c.DNSServer, "--http-addr", addrs[3]}
 		wrk, _, err := startChild(c, "worker", false, append(args, c.WorkerArgs...)...)
 		if err != nil {
 			return nil, err
@@ -341,4 +343,31 @@ func freeAddrs(n int) ([]string, error) {
 		out = append(out, ln.Addr().String())
 	}
 	return out, nil
+}
+
+// credentialsDir is where the server the load test starts keeps every
+// role's seed ("mailscope server --credentials-dir").
+func credentialsDir(dataDir string) string { return filepath.Join(dataDir, "credentials") }
+
+// provisionAs provisions the server at url as the provisioner.
+func provisionAs(ctx context.Context, url string, keys *access.Keyring, timeout time.Duration) error {
+	opts, err := keys.Options(access.Provisioner)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(url, append(opts, nats.Name("mailscope-loadtest-provision"))...)
+	if err != nil {
+		return fmt.Errorf("loadtest: connect to the server at %s: %w", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err = provision.Run(pctx, js, provision.Config{})
+		cancel()
+	}
+	if err != nil {
+		return fmt.Errorf("loadtest: provision: %w", err)
+	}
+	return nil
 }

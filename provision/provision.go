@@ -115,7 +115,7 @@ func (c Config) WithDefaults() Config {
 // provisioned before.
 func (c Config) MailStream() jetstream.StreamConfig {
 	c = c.WithDefaults()
-	sc := workStream(c, c.Names.MailStream, "incoming mail, raw RFC 5322 with the envelope in headers", c.Names.MailSubject, c.MailMaxBytes)
+	sc := workStream(c, c.Names.MailStream, "incoming mail, raw RFC 5322 with the envelope in headers", c.MailMaxBytes, c.Names.MailSubject, c.Names.ResumeSubject)
 	sc.AllowAtomicPublish = true
 	return sc
 }
@@ -123,11 +123,11 @@ func (c Config) MailStream() jetstream.StreamConfig {
 // workStream is the shape of both mail streams: a work queue (a mail
 // leaves it when acknowledged) on file storage that refuses new mail
 // when full (DiscardNew) rather than dropping stored mail.
-func workStream(c Config, name, description, subject string, maxBytes int64) jetstream.StreamConfig {
+func workStream(c Config, name, description string, maxBytes int64, subjects ...string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        name,
 		Description: description,
-		Subjects:    []string{subject},
+		Subjects:    subjects,
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
@@ -139,34 +139,40 @@ func workStream(c Config, name, description, subject string, maxBytes int64) jet
 }
 
 // Consumer returns the configuration of the durable pull consumer shared
-// by every worker. MaxDeliver is unlimited: the worker counts attempts
+// by every worker: mail from the producer (MailSubject) and held mail
+// put back by workers (ResumeSubject). MaxDeliver is unlimited: the worker counts attempts
 // itself and dead-letters a mail at its own limit, so that no mail is
 // ever dropped by the server without a dead letter.
 func (c Config) Consumer() jetstream.ConsumerConfig {
 	c = c.WithDefaults()
-	return workConsumer(c, c.Names.Consumer, "mailscope workers", c.Names.MailSubject, c.MaxAckPending)
+	return workConsumer(c, c.Names.Consumer, "mailscope workers", c.MaxAckPending, c.Names.MailSubject, c.Names.ResumeSubject)
 }
 
 // workConsumer is the shape of both work consumers: durable, pulled,
 // explicitly acknowledged, never dropping a mail on its own.
-func workConsumer(c Config, durable, description, subject string, maxAckPending int) jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
+func workConsumer(c Config, durable, description string, maxAckPending int, subjects ...string) jetstream.ConsumerConfig {
+	cc := jetstream.ConsumerConfig{
 		Durable:       durable,
 		Description:   description,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: maxAckPending,
-		FilterSubject: subject,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
+	if len(subjects) == 1 {
+		cc.FilterSubject = subjects[0]
+	} else {
+		cc.FilterSubjects = subjects
+	}
+	return cc
 }
 
 // HeldStream returns the configuration of the held-mail stream: a work
 // queue like the mail stream, with limits of its own.
 func (c Config) HeldStream() jetstream.StreamConfig {
 	c = c.WithDefaults()
-	return workStream(c, c.Names.HeldStream, "mail held by mail.pause, until the pause lifts", c.Names.HeldSubject, c.HeldMaxBytes)
+	return workStream(c, c.Names.HeldStream, "mail held by mail.pause, until the pause lifts", c.HeldMaxBytes, c.Names.HeldSubject)
 }
 
 // HeldConsumer returns the configuration of the durable consumer of held
@@ -175,7 +181,7 @@ func (c Config) HeldStream() jetstream.StreamConfig {
 // is not counted as queue depth by an autoscaler reading that consumer.
 func (c Config) HeldConsumer() jetstream.ConsumerConfig {
 	c = c.WithDefaults()
-	return workConsumer(c, c.Names.HeldConsumer, "mailscope workers watching mail held by mail.pause", c.Names.HeldSubject, c.HeldMaxAckPending)
+	return workConsumer(c, c.Names.HeldConsumer, "mailscope workers watching mail held by mail.pause", c.HeldMaxAckPending, c.Names.HeldSubject)
 }
 
 // OutcomeStream returns the configuration of the outcome event stream.

@@ -2,6 +2,7 @@ package provision_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -34,22 +35,23 @@ func TestRunIdempotent(t *testing.T) {
 	}
 	n := contracts.DefaultNames()
 	for _, c := range []struct {
-		stream, subject string
-		retention       jetstream.RetentionPolicy
-		discard         jetstream.DiscardPolicy
-		atomic          bool
+		stream    string
+		subjects  []string
+		retention jetstream.RetentionPolicy
+		discard   jetstream.DiscardPolicy
+		atomic    bool
 	}{
-		{n.MailStream, n.MailSubject, jetstream.WorkQueuePolicy, jetstream.DiscardNew, true},
-		{n.HeldStream, n.HeldSubject, jetstream.WorkQueuePolicy, jetstream.DiscardNew, false},
-		{n.OutcomeStream, n.OutcomePrefix + ".>", jetstream.LimitsPolicy, jetstream.DiscardOld, true},
-		{n.DeadStream, n.DeadSubject, jetstream.LimitsPolicy, jetstream.DiscardOld, false},
+		{n.MailStream, []string{n.MailSubject, n.ResumeSubject}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, true},
+		{n.HeldStream, []string{n.HeldSubject}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, false},
+		{n.OutcomeStream, []string{n.OutcomePrefix + ".>"}, jetstream.LimitsPolicy, jetstream.DiscardOld, true},
+		{n.DeadStream, []string{n.DeadSubject}, jetstream.LimitsPolicy, jetstream.DiscardOld, false},
 	} {
 		s, err := js.Stream(ctx, c.stream)
 		if err != nil {
 			t.Fatalf("stream %s: %v", c.stream, err)
 		}
 		cfg := s.CachedInfo().Config
-		if len(cfg.Subjects) != 1 || cfg.Subjects[0] != c.subject || cfg.Retention != c.retention ||
+		if !slices.Equal(cfg.Subjects, c.subjects) || cfg.Retention != c.retention ||
 			cfg.Discard != c.discard || cfg.Storage != jetstream.FileStorage || cfg.AllowAtomicPublish != c.atomic {
 			t.Errorf("stream %s: %+v", c.stream, cfg)
 		}
@@ -165,5 +167,44 @@ func wantAtomicAfterRuns(t *testing.T, js jetstream.JetStream, stream string) {
 		if !s.CachedInfo().Config.AllowAtomicPublish {
 			t.Fatalf("run %d: stream %s does not allow atomic publish", run, stream)
 		}
+	}
+}
+
+// TestResumeSubjectUpgrade: a mail stream and workers consumer
+// provisioned before held mail had a resume subject of its own (one
+// subject, one filter) take it on the next run, keeping stored mail.
+func TestResumeSubjectUpgrade(t *testing.T) {
+	js := jetStream(t)
+	ctx := t.Context()
+	c := provision.Config{}.WithDefaults()
+	old := c.MailStream()
+	old.Subjects = []string{c.Names.MailSubject}
+	if _, err := js.CreateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	oldCons := c.Consumer()
+	oldCons.FilterSubjects, oldCons.FilterSubject = nil, c.Names.MailSubject
+	if _, err := js.CreateConsumer(ctx, c.Names.MailStream, oldCons); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, c.Names.MailSubject, []byte("stored before")); err != nil {
+		t.Fatal(err)
+	}
+	if err := provision.Run(ctx, js, provision.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, c.Names.ResumeSubject, []byte("resumed")); err != nil {
+		t.Fatalf("publish on the resume subject after the upgrade: %v", err)
+	}
+	cons, err := js.Consumer(ctx, c.Names.MailStream, c.Names.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{c.Names.MailSubject, c.Names.ResumeSubject}
+	if got := cons.CachedInfo().Config.FilterSubjects; !slices.Equal(got, want) {
+		t.Errorf("filter subjects %q, want %q", got, want)
+	}
+	if n := cons.CachedInfo().NumPending; n != 2 {
+		t.Errorf("%d mails pending, want the stored one and the resumed one", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/embedded"
 )
@@ -20,16 +21,70 @@ import (
 // hangs, never a measurement.
 const Wait = 60 * time.Second
 
-// JetStream starts an embedded nats-server for the test and returns its
-// URL and a JetStream client on it; both end with the test.
-func JetStream(t *testing.T) (string, jetstream.JetStream) {
+// Env is an embedded nats-server for one test, with the credentials of
+// every role (access.Roles and access.LoadTest) and of a test-only admin
+// user; it ends with the test.
+type Env struct {
+	// Server is the running server; URL its client URL.
+	Server *embedded.Server
+	URL    string
+	// Keys holds every role's seed (and "admin.nk").
+	Keys *access.Keyring
+}
+
+// Start starts an embedded nats-server for the test, with its
+// monitoring endpoint on a free loopback port.
+func Start(t testing.TB) *Env {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: t.TempDir()})
+	keys, err := access.OpenKeyring(t.TempDir(), append(access.Roles(), access.LoadTest, admin)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := keys.PublicKeys()
+	delete(users, admin)
+	srv, err := embedded.Start(embedded.Config{Port: -1, HTTPPort: -1, StoreDir: t.TempDir(), Users: users, AdminKey: keys.PublicKey(admin)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(srv.ClientURL())
+	return &Env{Server: srv, URL: srv.ClientURL(), Keys: keys}
+}
+
+// admin is the test-only user with every permission.
+const admin access.Role = "admin"
+
+// Conn connects as role r (its key, its inbox prefix); the connection
+// ends with the test.
+func (e *Env) Conn(t testing.TB, r access.Role, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	ropts, err := e.Keys.Options(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(e.URL, append(append(ropts, nats.Name("test-"+string(r))), opts...)...)
+	if err != nil {
+		t.Fatalf("connect as %s: %v", r, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// JetStream returns a JetStream client on a connection as role r.
+func (e *Env) JetStream(t testing.TB, r access.Role) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(e.Conn(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// Admin returns a JetStream client of the test-only admin user, who may
+// do anything: for tests of one component apart from the system (streams
+// of their own). Tests of the system's wiring connect as its roles.
+func (e *Env) Admin(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(e.URL, nats.Name("test-admin"), mustNkey(t, e.Keys.SeedFile(admin)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +93,25 @@ func JetStream(t *testing.T) (string, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv.ClientURL(), js
+	return js
+}
+
+func mustNkey(t testing.TB, seedFile string) nats.Option {
+	t.Helper()
+	opt, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opt
+}
+
+// JetStream starts an embedded nats-server for the test and returns its
+// URL and the admin's JetStream client (see Env.Admin); both end with
+// the test.
+func JetStream(t *testing.T) (string, jetstream.JetStream) {
+	t.Helper()
+	e := Start(t)
+	return e.URL, e.Admin(t)
 }
 
 // WaitFor waits until cond holds, looking every 5ms, and fails the test

@@ -18,7 +18,7 @@ import (
 // Workers watch held mail through their own consumer, keep it in flight,
 // evaluate it again (Evaluate only: no handler runs, no side effect) on
 // every rule change and every HoldDelay, and resume it (a copy back on
-// the mail subject) as soon as it is no longer held. So held mail is kept
+// the mail stream, under the resume subject) as soon as it is no longer held. So held mail is kept
 // safely, never takes a slot of the main consumer from other mail, never
 // counts toward the attempt limit (the attempts used before the hold
 // travel in a header), and resumes at once when switched off.
@@ -36,10 +36,11 @@ func (w *Worker) park(ctx context.Context, d *delivery, why error) error {
 	return nil
 }
 
-// resume copies a held mail back to the mail subject; settle acknowledges
-// the held copy.
+// resume copies a held mail back onto the mail stream, on the resume
+// subject (workers may not publish on the mail subject); settle
+// acknowledges the held copy.
 func (w *Worker) resume(ctx context.Context, d *delivery) error {
-	m, id := copyMsg(d.msg, w.cfg.Names.MailSubject, d.env.ID, "resume")
+	m, id := copyMsg(d.msg, w.cfg.Names.ResumeSubject, d.env.ID, "resume")
 	pctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, m, jetstream.WithMsgID(id)); err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/dev"
 )
 
@@ -18,6 +19,9 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&c.DataDir, "data-dir", filepath.Join(os.TempDir(), "mailscope-dev"), "JetStream data directory of the embedded nats-server (created if missing)")
 	fs.StringVar(&c.NATSHost, "nats-host", "127.0.0.1", "embedded nats-server client host")
 	fs.IntVar(&c.NATSPort, "nats-port", 4222, "embedded nats-server client port (-1: any free port)")
+	fs.IntVar(&c.MonitorPort, "nats-monitor-port", 8222, "embedded nats-server monitoring port on --nats-host (/jsz, what KEDA reads); 0: off, -1: any free port")
+	fs.StringVar(&c.CredentialsDir, "credentials-dir", "", "NKey seeds of every role, made on the first start and kept (default DATA-DIR/credentials)")
+	natsContext := fs.Bool("nats-context", true, "write the operator's nats CLI context "+dev.NATSContextName+" (under $XDG_CONFIG_HOME or ~/.config/nats/context)")
 	fs.StringVar(&c.SMTPAddr, "smtp", "127.0.0.1:2525", "SMTP listen address")
 	fs.StringVar(&c.LMTPAddr, "lmtp", "127.0.0.1:2424", "LMTP listen address")
 	fs.StringVar(&c.DNSServer, "dns-server", "", "DNS server (host:port) for DKIM keys instead of the built-in key source")
@@ -44,6 +48,15 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer s.Close()
+	if *natsContext {
+		root, err := access.NATSConfigRoot()
+		if err == nil {
+			_, err = s.WriteNATSContext(root)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	stop, err := startTelemetry(web, s.Worker.Ready)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
@@ -187,7 +188,7 @@ func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
 		env.RcptTo = headerAddresses(raw, "To")
 	}
 
-	nc, js, err := nf.jetstream("mailscope-explain")
+	nc, js, err := nf.jetstream(access.Operator)
 	if err != nil {
 		return err
 	}

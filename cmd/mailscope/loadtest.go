@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
@@ -376,14 +378,23 @@ func startDevSystem(ctx context.Context, dir string, f *loadtestFlags, dnsServer
 	if err != nil {
 		return nil, err
 	}
-	return &loadtest.System{NATSURL: s.URL, SMTPAddr: s.SMTPAddr, LMTPAddr: s.LMTPAddr, Stop: func() error { s.Close(); return nil }}, nil
+	opts, err := s.Credentials.Options(access.LoadTest)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return &loadtest.System{NATSURL: s.URL, SMTPAddr: s.SMTPAddr, LMTPAddr: s.LMTPAddr, NATSOptions: opts, Stop: func() error { s.Close(); return nil }}, nil
 }
 
 // startProducerOnly starts an embedded nats-server, provisions it, and
 // runs a producer with the given group commit settings: the producer's
 // side alone, without a worker competing for the disk.
 func startProducerOnly(ctx context.Context, dir string, b producer.Batching, logger *slog.Logger) (_ *loadtest.System, err error) {
-	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: dir})
+	keys, err := access.OpenKeyring(filepath.Join(dir, "credentials"), append(access.Roles(), access.LoadTest)...)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: dir, Users: keys.PublicKeys()})
 	if err != nil {
 		return nil, err
 	}
@@ -400,18 +411,21 @@ func startProducerOnly(ctx context.Context, dir string, b producer.Batching, log
 			_ = sys.Close()
 		}
 	}()
-	nc, err := nats.Connect(sys.NATSURL, nats.Name("mailscope-loadtest-producer"))
+	if sys.NATSOptions, err = keys.Options(access.LoadTest); err != nil {
+		return nil, err
+	}
+	if err := provisionWith(ctx, sys.NATSURL, keys); err != nil {
+		return nil, err
+	}
+	popts, err := keys.Options(access.Producer)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(sys.NATSURL, append(popts, nats.Name("mailscope-loadtest-producer"))...)
 	if err != nil {
 		return nil, err
 	}
 	closers = append(closers, nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	if err := provision.Run(ctx, js, provision.Config{}); err != nil {
-		return nil, err
-	}
 	b.Logger = logger
 	p, err := producer.New(producer.Config{SMTPAddr: "127.0.0.1:0", LMTPAddr: "127.0.0.1:0", Batch: b, Logger: logger}, nc)
 	if err != nil {
@@ -435,4 +449,22 @@ func startProducerOnly(ctx context.Context, dir string, b producer.Batching, log
 		fmt.Fprintf(os.Stderr, "producer publish stats: %+v\n", p.PublishStats())
 	})
 	return sys, nil
+}
+
+// provisionWith provisions the server at url as the provisioner of keys.
+func provisionWith(ctx context.Context, url string, keys *access.Keyring) error {
+	opts, err := keys.Options(access.Provisioner)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(url, append(opts, nats.Name("mailscope-loadtest-provision"))...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	return provision.Run(ctx, js, provision.Config{})
 }

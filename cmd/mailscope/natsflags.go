@@ -9,15 +9,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 )
 
 // natsFlags are the connection and naming flags every NATS client role
 // shares.
 type natsFlags struct {
-	url   string
-	creds string
-	names contracts.Names
+	url, creds, nkey, inbox string
+	names                   contracts.Names
 }
 
 func addNATSFlags(fs *flag.FlagSet) *natsFlags {
@@ -27,7 +27,9 @@ func addNATSFlags(fs *flag.FlagSet) *natsFlags {
 		def = nats.DefaultURL
 	}
 	fs.StringVar(&n.url, "nats", def, "NATS server URL(s), comma-separated (default from NATS_URL)")
-	fs.StringVar(&n.creds, "nats-creds", "", "NATS credentials file")
+	fs.StringVar(&n.creds, "nats-creds", "", "NATS credentials file (JWT and seed), for servers with decentralized auth")
+	fs.StringVar(&n.nkey, "nats-nkey", os.Getenv("NATS_NKEY"), "NKey seed file of this command's role (default from NATS_NKEY; deploy/k8s mounts it)")
+	fs.StringVar(&n.inbox, "nats-inbox-prefix", "", "inbox prefix (default _INBOX_ROLE, the only inboxes the role's user may subscribe to)")
 	addNameFlags(fs, &n.names)
 	return n
 }
@@ -36,6 +38,7 @@ func addNameFlags(fs *flag.FlagSet, names *contracts.Names) {
 	d := contracts.DefaultNames()
 	fs.StringVar(&names.MailStream, "stream", d.MailStream, "mail stream")
 	fs.StringVar(&names.MailSubject, "subject", d.MailSubject, "mail subject")
+	fs.StringVar(&names.ResumeSubject, "resume-subject", d.ResumeSubject, "subject on the mail stream of held mail put back by workers")
 	fs.StringVar(&names.Consumer, "consumer", d.Consumer, "durable consumer of the workers")
 	fs.StringVar(&names.OutcomeStream, "outcome-stream", d.OutcomeStream, "outcome stream")
 	fs.StringVar(&names.OutcomePrefix, "outcome-prefix", d.OutcomePrefix, "outcome subject prefix")
@@ -46,25 +49,39 @@ func addNameFlags(fs *flag.FlagSet, names *contracts.Names) {
 	fs.StringVar(&names.KeyBucket, "key-bucket", "", "staging only: KV bucket of DKIM keys read before DNS (default none)")
 }
 
-func (n *natsFlags) connect(name string) (*nats.Conn, error) {
+// connect connects as role r: named "mailscope-ROLE", with the role's
+// inbox prefix and the credentials given.
+func (n *natsFlags) connect(r access.Role) (*nats.Conn, error) {
+	inbox := n.inbox
+	if inbox == "" {
+		inbox = r.InboxPrefix()
+	}
 	// No reconnect buffer: a publish while disconnected fails at once
 	// instead of being sent later, so a mail the producer answered 451 for
 	// is never stored after all (the MTA retries it).
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false), nats.ReconnectBufSize(-1)}
+	opts := []nats.Option{nats.Name("mailscope-" + string(r)), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
+		nats.ReconnectBufSize(-1), nats.CustomInboxPrefix(inbox)}
 	if n.creds != "" {
 		opts = append(opts, nats.UserCredentials(n.creds))
 	}
+	if n.nkey != "" {
+		opt, err := nats.NkeyOptionFromSeed(n.nkey)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-nkey %s: %w", n.nkey, err)
+		}
+		opts = append(opts, opt)
+	}
 	nc, err := nats.Connect(n.url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", n.url, err)
+		return nil, fmt.Errorf("connect to NATS at %s as %s: %w", n.url, r, err)
 	}
 	return nc, nil
 }
 
 // jetstream connects and returns the connection and its JetStream
 // context; the caller closes the connection.
-func (n *natsFlags) jetstream(name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := n.connect(name)
+func (n *natsFlags) jetstream(r access.Role) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := n.connect(r)
 	if err != nil {
 		return nil, nil, err
 	}

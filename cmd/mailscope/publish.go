@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/producer"
 )
@@ -44,7 +45,7 @@ func runPublish(ctx context.Context, args []string, out io.Writer) error {
 			return usageError{fmt.Errorf("address %q: %v", a, err)}
 		}
 	}
-	nc, js, err := nf.jetstream("mailscope-publish")
+	nc, js, err := nf.jetstream(access.Producer)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/producer"
 	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/telemetry"
@@ -38,7 +39,7 @@ func runProvision(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	c.Names = nf.names
-	nc, js, err := nf.jetstream("mailscope-provision")
+	nc, js, err := nf.jetstream(access.Provisioner)
 	if err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	c.Names = nf.names
-	nc, err := nf.connect("mailscope-producer")
+	nc, err := nf.connect(access.Producer)
 	if err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	if dns != "" {
 		c.Auth.DNSServers = splitList(dns)
 	}
-	nc, err := nf.connect("mailscope-worker")
+	nc, err := nf.connect(access.Worker)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/testkit"
 )
@@ -128,6 +129,7 @@ func testkitPublishKey(ctx context.Context, args []string, out io.Writer) error 
 	}
 	fs.StringVar(&nf.url, "nats", defURL, "NATS server URL(s), comma-separated (default from NATS_URL)")
 	fs.StringVar(&nf.creds, "nats-creds", "", "NATS credentials file")
+	fs.StringVar(&nf.nkey, "nats-nkey", os.Getenv("NATS_NKEY"), "the operator's NKey seed file (default from NATS_NKEY)")
 	bucket := fs.String("key-bucket", "mail_dkim_keys", "staging DKIM key bucket (must exist: mailscope provision with a key bucket)")
 	selector := fs.String("selector", "", "selector s= (required)")
 	domain := fs.String("domain", "", "signing domain d= (required)")
@@ -169,7 +171,7 @@ func testkitPublishKey(ctx context.Context, args []string, out io.Writer) error 
 	if record != "" && !strings.Contains(record, "p=") {
 		return usageError{fmt.Errorf("--txt %q is no DKIM key record (it has no p= tag)", record)}
 	}
-	nc, js, err := nf.jetstream("mailscope-testkit")
+	nc, js, err := nf.jetstream(access.Operator)
 	if err != nil {
 		return err
 	}

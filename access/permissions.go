@@ -1,0 +1,155 @@
+package access
+
+import "github.com/mailscope/mailscope/contracts"
+
+// Permissions are a user's publish and subscribe permissions, as
+// nats-server takes them: a subject is allowed when it matches an Allow
+// entry and no Deny entry.
+type Permissions struct {
+	Publish   Subjects
+	Subscribe Subjects
+}
+
+// Subjects are the allowed and denied subjects (wildcards included) of
+// one direction.
+type Subjects struct {
+	Allow []string
+	Deny  []string
+}
+
+const api = "$JS.API."
+
+// Permissions returns what r may do on a system named n (empty fields
+// take their defaults). An unknown role may do nothing.
+func (r Role) Permissions(n contracts.Names) Permissions {
+	n = n.WithDefaults()
+	var p Permissions
+	switch r {
+	case Producer:
+		p.Publish.Allow = []string{n.MailSubject}
+	case Worker:
+		p.Publish.Allow = concat(
+			consume(n.MailStream, n.Consumer),
+			consume(n.HeldStream, n.HeldConsumer),
+			[]string{n.OutcomePrefix + ".>", n.DeadSubject, n.HeldSubject, n.ResumeSubject},
+			kvRead(n.FlagsBucket),
+			kvRead(n.KeyBucket),
+			[]string{api + "STREAM.INFO." + kvStream(n.StatusBucket), "$KV." + n.StatusBucket + ".*"},
+		)
+	case Provisioner:
+		p.Publish.Allow = []string{api + "INFO"}
+		for _, s := range streams(n) {
+			p.Publish.Allow = append(p.Publish.Allow, api+"STREAM.CREATE."+s, api+"STREAM.UPDATE."+s, api+"STREAM.INFO."+s)
+		}
+		for _, c := range [][2]string{{n.MailStream, n.Consumer}, {n.HeldStream, n.HeldConsumer}} {
+			p.Publish.Allow = append(p.Publish.Allow,
+				api+"CONSUMER.CREATE."+c[0]+"."+c[1], api+"CONSUMER.CREATE."+c[0]+"."+c[1]+".>",
+				api+"CONSUMER.DURABLE.CREATE."+c[0]+"."+c[1], api+"CONSUMER.INFO."+c[0]+"."+c[1])
+		}
+	case Operator:
+		p.Publish.Allow = concat(inspect(), []string{
+			// Read messages: by sequence or subject, and through
+			// consumers of its own (nats kv history, nats stream view),
+			// which it may delete again.
+			api + "STREAM.MSG.GET.*", api + "DIRECT.GET.>",
+			api + "CONSUMER.CREATE.>", api + "CONSUMER.MSG.NEXT.*.*", api + "CONSUMER.DELETE.*.*",
+			"$JS.FC.>",
+			// Write flag rules (and staging keys).
+			"$KV." + n.FlagsBucket + ".>",
+		})
+		if n.KeyBucket != "" {
+			p.Publish.Allow = append(p.Publish.Allow, "$KV."+n.KeyBucket+".>")
+		}
+		p.Publish.Deny = []string{
+			api + "STREAM.DELETE.>", api + "STREAM.PURGE.>", api + "STREAM.MSG.DELETE.>",
+			api + "CONSUMER.DURABLE.CREATE.>",
+		}
+		// The workers' consumers are the workers' own: the operator
+		// neither redefines, deletes nor takes from them.
+		for _, c := range [][2]string{{n.MailStream, n.Consumer}, {n.HeldStream, n.HeldConsumer}} {
+			p.Publish.Deny = append(p.Publish.Deny,
+				api+"CONSUMER.CREATE."+c[0]+"."+c[1], api+"CONSUMER.CREATE."+c[0]+"."+c[1]+".>",
+				api+"CONSUMER.DELETE."+c[0]+"."+c[1], api+"CONSUMER.MSG.NEXT."+c[0]+"."+c[1])
+		}
+		p.Subscribe.Allow = []string{n.MailSubject, n.ResumeSubject, n.OutcomePrefix + ".>", n.DeadSubject, n.HeldSubject}
+	case Observer:
+		p.Publish.Allow = concat(inspect(), kvRead(n.FlagsBucket), kvRead(n.StatusBucket))
+	case LoadTest:
+		s := LoadTestStream
+		p.Publish.Allow = []string{
+			api + "STREAM.CREATE." + s, api + "STREAM.DELETE." + s, api + "STREAM.INFO." + s,
+			api + "CONSUMER.CREATE." + s, api + "CONSUMER.CREATE." + s + ".>", api + "CONSUMER.MSG.NEXT." + s + ".*",
+			"$JS.ACK." + s + ".>", LoadTestSubject,
+			// The outcomes of the mail it sent.
+			api + "STREAM.INFO." + n.OutcomeStream, api + "CONSUMER.CREATE." + n.OutcomeStream + ".>",
+			api + "CONSUMER.DELETE." + n.OutcomeStream + ".*", "$JS.FC." + n.OutcomeStream + ".>",
+			api + "CONSUMER.INFO." + n.MailStream + "." + n.Consumer,
+		}
+		p.Subscribe.Allow = []string{n.OutcomePrefix + ".>"}
+	default:
+		return Permissions{Publish: Subjects{Deny: []string{">"}}, Subscribe: Subjects{Deny: []string{">"}}}
+	}
+	p.Subscribe.Allow = append(p.Subscribe.Allow, r.InboxPrefix()+".>")
+	return p
+}
+
+// LoadTestStream and LoadTestSubject are the load test's scratch stream
+// and its subject, the only ones the LoadTest role may create, write and
+// delete.
+const (
+	LoadTestStream  = "LOADTEST_CEILING"
+	LoadTestSubject = "loadtest.ceiling"
+)
+
+// consume is what a client of the durable pull consumer c on stream s
+// sends: looking it up, pulling, and acknowledging (ack, nak, term,
+// in progress) in both forms of the acknowledgement subject.
+func consume(s, c string) []string {
+	return []string{
+		api + "CONSUMER.INFO." + s + "." + c, api + "CONSUMER.MSG.NEXT." + s + "." + c,
+		"$JS.ACK." + s + "." + c + ".>", "$JS.ACK.*.*." + s + "." + c + ".>",
+	}
+}
+
+// kvRead is what reading bucket b takes: binding to it, getting keys
+// (direct or not), and watching or listing through ordered consumers of
+// its own, with their flow control. None for an empty name.
+func kvRead(b string) []string {
+	if b == "" {
+		return nil
+	}
+	s := kvStream(b)
+	return []string{
+		api + "STREAM.INFO." + s, api + "STREAM.MSG.GET." + s, api + "DIRECT.GET." + s, api + "DIRECT.GET." + s + ".>",
+		api + "CONSUMER.CREATE." + s, api + "CONSUMER.CREATE." + s + ".>", api + "CONSUMER.INFO." + s + ".*",
+		api + "CONSUMER.DELETE." + s + ".*", "$JS.FC." + s + ".>",
+	}
+}
+
+// inspect is looking at the state of streams and consumers: what the
+// observer and the operator share.
+func inspect() []string {
+	return []string{
+		api + "INFO", api + "STREAM.NAMES", api + "STREAM.LIST", api + "STREAM.INFO.*",
+		api + "CONSUMER.NAMES.*", api + "CONSUMER.LIST.*", api + "CONSUMER.INFO.*.*",
+	}
+}
+
+// streams names every stream provisioning makes, the buckets' included.
+func streams(n contracts.Names) []string {
+	s := []string{n.MailStream, n.HeldStream, n.OutcomeStream, n.DeadStream, kvStream(n.FlagsBucket), kvStream(n.StatusBucket)}
+	if n.KeyBucket != "" {
+		s = append(s, kvStream(n.KeyBucket))
+	}
+	return s
+}
+
+func kvStream(bucket string) string { return "KV_" + bucket }
+
+func concat(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/rules"
@@ -70,25 +71,43 @@ func natsBinary(t testing.TB) string {
 // `mailscope dev` does), selected with `nats context select`, isolated
 // from any nats context of the user running the tests.
 type cli struct {
-	bin    string
-	server string
-	env    []string
+	bin string
+	env []string
 }
 
 func newCLI(t *testing.T, b *bundle) *cli {
 	t.Helper()
 	home := t.TempDir()
+	if _, err := b.sys.WriteNATSContext(home); err != nil {
+		t.Fatal(err)
+	}
+	return newCLIContext(t, home, dev.NATSContextName)
+}
+
+// newCLIAs is the CLI with a context of role r, written as an operator
+// of a deployment would make one (nats context save with the role's
+// NKey and inbox prefix).
+func newCLIAs(t *testing.T, b *bundle, r access.Role) *cli {
+	t.Helper()
+	home := t.TempDir()
+	if _, err := b.sys.Credentials.NATSContext(r, b.sys.URL, string(r)).Write(home, string(r)); err != nil {
+		t.Fatal(err)
+	}
+	return newCLIContext(t, home, string(r))
+}
+
+// newCLIContext is the CLI with home as its configuration directory and
+// the context name selected.
+func newCLIContext(t *testing.T, home, name string) *cli {
+	t.Helper()
 	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + home}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "NATS_") && !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") {
 			env = append(env, kv)
 		}
 	}
-	if _, err := b.sys.WriteNATSContext(home); err != nil {
-		t.Fatal(err)
-	}
-	c := &cli{bin: natsBinary(t), server: b.sys.URL, env: env}
-	c.run(t, "context", "select", dev.NATSContextName)
+	c := &cli{bin: natsBinary(t), env: env}
+	c.run(t, "context", "select", name)
 	return c
 }
 
@@ -96,14 +115,22 @@ func newCLI(t *testing.T, b *bundle) *cli {
 // fails the test.
 func (c *cli) run(t *testing.T, args ...string) string {
 	t.Helper()
+	stdout, stderr, err := c.try(t, args...)
+	if err != nil {
+		t.Fatalf("nats %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout, stderr)
+	}
+	return stdout
+}
+
+// try runs `nats ARGS...` and returns its output and how it exited.
+func (c *cli) try(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	cmd := exec.CommandContext(t.Context(), c.bin, args...)
 	cmd.Env = c.env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("nats %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
 }
 
 var cliRevisionRE = regexp.MustCompile(`(?m)^mail_flags > (\S+) revision: (\d+) `)

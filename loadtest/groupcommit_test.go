@@ -52,7 +52,7 @@ func TestGroupCommitThroughTheSystem(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		rep, err := loadtest.Run(t.Context(), loadtest.Config{
-			SMTPAddr: sys.SMTPAddr, Clients: clients, NATSURL: sys.URL,
+			SMTPAddr: sys.SMTPAddr, Clients: clients, NATSURL: sys.URL, NATSOptions: loadTestOptions(t, sys),
 			Count: count, Size: 2 << 10, DeadEvery: deadEvery, Drain: wait,
 		})
 		done <- result{rep, err}
@@ -64,6 +64,8 @@ func TestGroupCommitThroughTheSystem(t *testing.T) {
 	for sys.Worker.Held() < min(healthy, 256) {
 		select {
 		case <-tick.C:
+		case r := <-done: // the run ended before the mail was all held
+			t.Fatalf("load test over with %d mails held: %v (report: %v)", sys.Worker.Held(), r.err, r.rep.Err())
 		case <-deadline:
 			t.Fatalf("only %d mails held", sys.Worker.Held())
 		}

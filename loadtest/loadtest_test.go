@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/loadtest"
@@ -35,6 +38,18 @@ func startDev(t *testing.T) *dev.System {
 	return sys
 }
 
+// loadTestOptions are the connection options of the load test's own
+// connections to sys: the loadtest role's credentials, as the loadtest
+// command gives them.
+func loadTestOptions(t *testing.T, sys *dev.System) []nats.Option {
+	t.Helper()
+	opts, err := sys.Credentials.Options(access.LoadTest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts
+}
+
 // TestRunAgainstDev checks the load test's bookkeeping, never speed:
 // every mail sent over SMTP and LMTP is accepted, every accepted mail has
 // its outcome, signed mails verify, and the counts add up.
@@ -57,6 +72,7 @@ func TestRunAgainstDev(t *testing.T) {
 		Clients:     clients,
 		LMTPClients: lmtpClients,
 		NATSURL:     sys.URL,
+		NATSOptions: loadTestOptions(t, sys),
 		Count:       count,
 		Size:        4 << 10,
 		Signer:      &loadtest.Signer{Domain: "loadtest.example", Selector: "lt", Key: key},
@@ -120,7 +136,8 @@ func TestRunWithoutNATS(t *testing.T) {
 // TestRunStopsAfterDuration: a duration alone bounds the run.
 func TestRunStopsAfterDuration(t *testing.T) {
 	sys := startDev(t)
-	rep, err := loadtest.Run(t.Context(), loadtest.Config{SMTPAddr: sys.SMTPAddr, Clients: 2, Duration: 200 * time.Millisecond, NATSURL: sys.URL})
+	rep, err := loadtest.Run(t.Context(), loadtest.Config{SMTPAddr: sys.SMTPAddr, Clients: 2, Duration: 200 * time.Millisecond,
+		NATSURL: sys.URL, NATSOptions: loadTestOptions(t, sys)})
 	if err != nil {
 		t.Fatal(err)
 	}

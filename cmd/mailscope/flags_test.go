@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/rules"
@@ -79,11 +80,13 @@ func TestFlagsList(t *testing.T) {
 // TestFlagsExplain explains a signed mail against live rules, with the
 // key served from the staging key bucket.
 func TestFlagsExplain(t *testing.T) {
-	url, js := natsServer(t)
 	const keyBucket = "mail_dkim_keys"
-	if err := provision.Run(t.Context(), js, provision.Config{Names: contracts.Names{KeyBucket: keyBucket}}); err != nil {
+	srv := stagingServer(t, keyBucket)
+	url, operator := srv.URL, srv.Keys.SeedFile(access.Operator)
+	if err := provision.Run(t.Context(), srv.JetStream(t, access.Provisioner), provision.Config{Names: contracts.Names{KeyBucket: keyBucket}}); err != nil {
 		t.Fatal(err)
 	}
+	js := srv.JetStream(t, access.Operator) // writes the key and the rules
 	key, err := testkit.GenerateKey("ed25519", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +127,7 @@ func TestFlagsExplain(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "mail.eml"), signed, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := ok(t, dir, nil, "flags", "explain", "--nats", url, "--key-bucket", keyBucket, "mail.eml")
+	r := ok(t, dir, nil, "flags", "explain", "--nats", url, "--nats-nkey", operator, "--key-bucket", keyBucket, "mail.eml")
 	for _, want := range []string{
 		"rcpt     bob@example.org",
 		"dkim     pass d=example.com s=s1 a=ed25519-sha256",
@@ -138,7 +141,7 @@ func TestFlagsExplain(t *testing.T) {
 		}
 	}
 	// The same mail with the rule-relevant recipient changed.
-	r = ok(t, dir, nil, "flags", "explain", "--nats", url, "--key-bucket", keyBucket, "--to", "carol@example.org", "mail.eml")
+	r = ok(t, dir, nil, "flags", "explain", "--nats", url, "--nats-nkey", operator, "--key-bucket", keyBucket, "--to", "carol@example.org", "mail.eml")
 	if !strings.Contains(squeeze(r.stdout), `mail.handler "publish" rev `+itoa(handlerRev)+" line 2: default 0") {
 		t.Errorf("explain with --to carol:\n%s", r.stdout)
 	}

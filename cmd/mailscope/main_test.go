@@ -18,8 +18,10 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/embedded"
 	"github.com/mailscope/mailscope/keyserver"
 	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/testkit"
@@ -56,8 +58,28 @@ type result struct {
 	code           int
 }
 
+// environ is the environment of a run of the binary: the test's own
+// without MAILSCOPE_* and NATS_* (a developer's NATS_URL or NATS_NKEY),
+// with HOME and XDG_CONFIG_HOME in a directory of the test's (no nats
+// CLI context or configuration of the developer's is read or written),
+// then env.
+func environ(t *testing.T, env []string) []string {
+	t.Helper()
+	home := t.TempDir()
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "MAILSCOPE_") || strings.HasPrefix(name, "NATS_") || name == "HOME" || name == "XDG_CONFIG_HOME" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	out = append(out, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	return append(out, env...)
+}
+
 // run runs the binary with args in dir (the test's temp dir when empty),
-// with the environment cleared of MAILSCOPE_* and NATS_URL plus env.
+// in environ(env).
 func run(t *testing.T, dir string, env []string, stdin []byte, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
@@ -67,12 +89,7 @@ func run(t *testing.T, dir string, env []string, stdin []byte, args ...string) r
 		dir = t.TempDir()
 	}
 	cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MAILSCOPE_") && !strings.HasPrefix(kv, "NATS_URL=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = environ(t, env)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if stdin != nil {
@@ -104,11 +121,30 @@ func ok(t *testing.T, dir string, env []string, args ...string) result {
 	return r
 }
 
-// natsServer starts an embedded nats-server and returns its URL and a
-// JetStream client on it.
-func natsServer(t *testing.T) (string, jetstream.JetStream) {
+// natsServer starts an embedded nats-server with every role's
+// credentials (systest.Start): the binary's commands connect to it as
+// their roles, with the role's seed given by --nats-nkey or NATS_NKEY.
+func natsServer(t *testing.T) *systest.Env {
 	t.Helper()
-	return systest.JetStream(t)
+	return systest.Start(t)
+}
+
+// stagingServer is natsServer for a system with the staging key bucket
+// named keyBucket, whose permissions cover the bucket as a staging
+// deployment's do: the operator writes keys, the worker reads them.
+func stagingServer(t *testing.T, keyBucket string) *systest.Env {
+	t.Helper()
+	keys, err := access.OpenKeyring(t.TempDir(), append(access.Roles(), access.LoadTest)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: t.TempDir(), Users: keys.PublicKeys(),
+		Names: contracts.Names{KeyBucket: keyBucket}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return &systest.Env{Server: srv, URL: srv.ClientURL(), Keys: keys}
 }
 
 // writeMail writes a sample mail into dir and returns its path and bytes.
@@ -296,13 +332,15 @@ func TestTestkitKeygenSign(t *testing.T) {
 }
 
 func TestProvisionTwice(t *testing.T) {
-	url, js := natsServer(t)
+	srv := natsServer(t)
 	for i := range 2 {
-		r := ok(t, "", nil, "provision", "--nats", url)
+		r := ok(t, "", nil, "provision", "--nats", srv.URL, "--nats-nkey", srv.Keys.SeedFile(access.Provisioner))
 		if !strings.HasPrefix(r.stdout, "provisioned: stream MAIL") {
 			t.Errorf("provision #%d printed %q", i+1, r.stdout)
 		}
 	}
+	// What provisioning made, as the observer sees it.
+	js := srv.JetStream(t, access.Observer)
 	names := contracts.DefaultNames()
 	for _, s := range []string{names.MailStream, names.OutcomeStream, names.DeadStream} {
 		if _, err := js.Stream(t.Context(), s); err != nil {
@@ -318,12 +356,14 @@ func TestProvisionTwice(t *testing.T) {
 }
 
 func TestPublish(t *testing.T) {
-	url, js := natsServer(t)
-	ok(t, "", nil, "provision", "--nats", url)
+	srv := natsServer(t)
+	url, producerKey := srv.URL, srv.Keys.SeedFile(access.Producer)
+	ok(t, "", nil, "provision", "--nats", url, "--nats-nkey", srv.Keys.SeedFile(access.Provisioner))
+	js := srv.JetStream(t, access.Operator) // reads the stored mail
 	dir := t.TempDir()
 	mail, raw := writeMail(t, dir)
 
-	r := ok(t, dir, nil, "publish", "--nats", url, "--from", "alice@example.com",
+	r := ok(t, dir, nil, "publish", "--nats", url, "--nats-nkey", producerKey, "--from", "alice@example.com",
 		"--to", "bob@example.org,carol@example.net", mail)
 	seqs := storedSeqs(t, r.stdout)
 	if len(seqs) != 1 {
@@ -344,7 +384,7 @@ func TestPublish(t *testing.T) {
 	}
 
 	// Several files, and - for stdin, with the null sender.
-	in := run(t, dir, nil, raw, "publish", "--nats", url, "--to", "dave@example.com", mail, "-")
+	in := run(t, dir, nil, raw, "publish", "--nats", url, "--nats-nkey", producerKey, "--to", "dave@example.com", mail, "-")
 	if in.code != 0 {
 		t.Fatalf("publish FILE -: exit %d: %s", in.code, in.stderr)
 	}
@@ -371,27 +411,31 @@ func TestPublishNoServer(t *testing.T) {
 }
 
 // TestEnvironment: every flag can be given as MAILSCOPE_<FLAG>; a flag on
-// the command line wins over the environment.
+// the command line wins over the environment. NATS_URL and NATS_NKEY are
+// the defaults of --nats and --nats-nkey, as deploy/k8s sets them.
 func TestEnvironment(t *testing.T) {
-	url, js := natsServer(t)
-	ok(t, "", []string{"NATS_URL=" + url}, "provision")
+	srv := natsServer(t)
+	url, js := srv.URL, srv.JetStream(t, access.Operator)
+	ok(t, "", []string{"NATS_URL=" + url, "NATS_NKEY=" + srv.Keys.SeedFile(access.Provisioner)}, "provision")
 	dir := t.TempDir()
 	mail, _ := writeMail(t, dir)
+	producerKey := "NATS_NKEY=" + srv.Keys.SeedFile(access.Producer)
 
-	r := ok(t, dir, []string{"MAILSCOPE_NATS=" + url, "MAILSCOPE_TO=erin@example.com,frank@example.com"}, "publish", mail)
+	r := ok(t, dir, []string{"MAILSCOPE_NATS=" + url, "MAILSCOPE_NATS_NKEY=" + srv.Keys.SeedFile(access.Producer),
+		"MAILSCOPE_TO=erin@example.com,frank@example.com"}, "publish", mail)
 	_, env := stored(t, js, storedSeqs(t, r.stdout)[0])
 	if want := []string{"erin@example.com", "frank@example.com"}; !slices.Equal(env.RcptTo, want) {
 		t.Errorf("MAILSCOPE_TO: RcptTo = %q, want %q", env.RcptTo, want)
 	}
 
 	// Spaces after the commas are tolerated, not stored.
-	r = ok(t, dir, []string{"NATS_URL=" + url}, "publish", "--to", "erin@example.com, frank@example.com", mail)
+	r = ok(t, dir, []string{"NATS_URL=" + url, producerKey}, "publish", "--to", "erin@example.com, frank@example.com", mail)
 	_, env = stored(t, js, storedSeqs(t, r.stdout)[0])
 	if want := []string{"erin@example.com", "frank@example.com"}; !slices.Equal(env.RcptTo, want) {
 		t.Errorf("--to with spaces: RcptTo = %q, want %q", env.RcptTo, want)
 	}
 
-	r = ok(t, dir, []string{"NATS_URL=" + url, "MAILSCOPE_TO=erin@example.com", "MAILSCOPE_FROM=alice@example.com"},
+	r = ok(t, dir, []string{"NATS_URL=" + url, producerKey, "MAILSCOPE_TO=erin@example.com", "MAILSCOPE_FROM=alice@example.com"},
 		"publish", "--to", "grace@example.com", mail)
 	_, env = stored(t, js, storedSeqs(t, r.stdout)[0])
 	if !slices.Equal(env.RcptTo, []string{"grace@example.com"}) || env.MailFrom != "alice@example.com" {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
 	"github.com/mailscope/mailscope/keyserver"
@@ -30,11 +31,12 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// start runs the binary in the background until the test ends.
-func start(t *testing.T, args ...string) {
+// start runs the binary in the background until the test ends, in
+// environ(env) with warnings logged.
+func start(t *testing.T, env []string, args ...string) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), binary, args...)
-	cmd.Env = append(os.Environ(), "MAILSCOPE_LOG_LEVEL=warn")
+	cmd.Env = environ(t, append([]string{"MAILSCOPE_LOG_LEVEL=warn"}, env...))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -60,10 +62,12 @@ func ready(t *testing.T, addr string) {
 
 // TestRolesAsProcesses runs the production roles as separate processes of
 // the binary, configured only by flags and environment, against a NATS
-// server with rules in its bucket: provision, producer, worker; then a
-// signed mail over SMTP gets the outcome the rules say.
+// server with rules in its bucket: provision, producer, worker, each with
+// its own role's credentials; then a signed mail over SMTP gets the
+// outcome the rules say.
 func TestRolesAsProcesses(t *testing.T) {
-	url, js := systest.JetStream(t)
+	srv := systest.Start(t)
+	url := srv.URL
 	keys, err := keyserver.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +83,8 @@ func TestRolesAsProcesses(t *testing.T) {
 	}
 	keys.SetTXT(testkit.DNSName("s1", "example.com"), 300, txt)
 
-	ok(t, "", nil, "provision", "--nats", url)
+	ok(t, "", nil, "provision", "--nats", url, "--nats-nkey", srv.Keys.SeedFile(access.Provisioner))
+	js := srv.JetStream(t, access.Operator) // writes the rules, reads the outcomes
 	kv, err := js.KeyValue(t.Context(), "mail_flags")
 	if err != nil {
 		t.Fatal(err)
@@ -92,9 +97,12 @@ func TestRolesAsProcesses(t *testing.T) {
 	}
 
 	smtpAddr, producerHTTP, workerHTTP := freeAddr(t), freeAddr(t), freeAddr(t)
-	start(t, "producer", "--nats", url, "--smtp", smtpAddr, "--lmtp", "-", "--http-addr", producerHTTP)
-	t.Setenv("MAILSCOPE_ENV", "staging") // the environment sets what a flag would
-	start(t, "worker", "--nats", url, "--dns-server", keys.Addr(), "--http-addr", workerHTTP, "--name", "w1")
+	start(t, nil, "producer", "--nats", url, "--nats-nkey", srv.Keys.SeedFile(access.Producer),
+		"--smtp", smtpAddr, "--lmtp", "-", "--http-addr", producerHTTP)
+	// The environment sets what a flag would; the seed as deploy/k8s
+	// gives it.
+	start(t, []string{"MAILSCOPE_ENV=staging", "NATS_NKEY=" + srv.Keys.SeedFile(access.Worker)},
+		"worker", "--nats", url, "--dns-server", keys.Addr(), "--http-addr", workerHTTP, "--name", "w1")
 	ready(t, producerHTTP)
 	ready(t, workerHTTP)
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/provision"
@@ -14,12 +15,14 @@ import (
 // testkit publish-key puts a key record into the staging key bucket, where
 // the verifier's KV key source finds it, and deletes it again.
 func TestTestkitPublishKey(t *testing.T) {
-	url, js := natsServer(t)
 	const bucket = "mail_dkim_keys"
-	if err := provision.Run(t.Context(), js, provision.Config{Names: contracts.Names{KeyBucket: bucket}}); err != nil {
+	srv := stagingServer(t, bucket)
+	url, operator := srv.URL, srv.Keys.SeedFile(access.Operator)
+	if err := provision.Run(t.Context(), srv.JetStream(t, access.Provisioner), provision.Config{Names: contracts.Names{KeyBucket: bucket}}); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.KeyValue(t.Context(), bucket)
+	// The keys are looked up as the worker does.
+	kv, err := srv.JetStream(t, access.Worker).KeyValue(t.Context(), bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,18 +38,18 @@ func TestTestkitPublishKey(t *testing.T) {
 	// MAILSCOPE_BUCKET names the flag bucket for other commands; it must
 	// not redirect keys.
 	env := []string{"MAILSCOPE_BUCKET=mail_flags"}
-	ok(t, dir, env, "testkit", "publish-key", "--nats", url, "--selector", "S1", "--domain", "Example.COM", "--key", "key.pem")
+	ok(t, dir, env, "testkit", "publish-key", "--nats", url, "--nats-nkey", operator, "--selector", "S1", "--domain", "Example.COM", "--key", "key.pem")
 	if got, err := keys.LookupKey(t.Context(), "s1._domainkey.example.com"); err != nil || got != want {
 		t.Errorf("bucket holds %q (%v), want the key's record %q", got, err, want)
 	}
 
-	ok(t, dir, nil, "testkit", "publish-key", "--nats", url, "--key-bucket", bucket,
+	ok(t, dir, nil, "testkit", "publish-key", "--nats", url, "--nats-nkey", operator, "--key-bucket", bucket,
 		"--selector", "s2", "--domain", "example.com", "--txt", "v=DKIM1; k=rsa; p=")
 	if got, err := keys.LookupKey(t.Context(), "s2._domainkey.example.com"); err != nil || got != "v=DKIM1; k=rsa; p=" {
 		t.Errorf("bucket holds %q (%v) for s2", got, err)
 	}
 
-	ok(t, dir, nil, "testkit", "publish-key", "--nats", url, "--selector", "s1", "--domain", "example.com", "--delete")
+	ok(t, dir, nil, "testkit", "publish-key", "--nats", url, "--nats-nkey", operator, "--selector", "s1", "--domain", "example.com", "--delete")
 	if _, err := keys.LookupKey(t.Context(), "s1._domainkey.example.com"); !errors.Is(err, auth.ErrNotFound) {
 		t.Errorf("after --delete: %v, want not found", err)
 	}
@@ -61,7 +64,7 @@ func TestTestkitPublishKey(t *testing.T) {
 		{[]string{"--selector", "s1", "--domain", "example.com", "--txt", "v=DKIM1; k=rsa"}, 2},                  // no p=
 		{[]string{"--selector", "s1", "--domain", "example.com", "--key", "key.pem", "--key-bucket", "nope"}, 1}, // no bucket
 	} {
-		args := append([]string{"testkit", "publish-key", "--nats", url}, tc.args...)
+		args := append([]string{"testkit", "publish-key", "--nats", url, "--nats-nkey", operator}, tc.args...)
 		if r := run(t, dir, nil, nil, args...); r.code != tc.code {
 			t.Errorf("%v: exit %d, want %d\nstderr: %s", tc.args, r.code, tc.code, r.stderr)
 		}

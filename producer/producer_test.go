@@ -18,10 +18,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/embedded"
 	"github.com/mailscope/mailscope/producer"
 	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/testkit"
 )
 
@@ -36,51 +38,46 @@ type options struct {
 	maxPayload int32 // of the embedded server; 0 for its default
 }
 
-// bundle is a running producer on a real embedded nats-server.
+// bundle is a running producer on a real embedded nats-server, each
+// party connected as its role: provisioning as the provisioner, the
+// producer (and the Publishers the tests make) as the producer, and the
+// test reading the mail stream as the operator.
 type bundle struct {
-	srv       *embedded.Server
-	closeSrv  func() // shuts the server down; safe to call twice
-	nc        *nats.Conn
-	js        jetstream.JetStream
+	closeSrv  func()              // shuts the server down; safe to call twice
+	nc        *nats.Conn          // the producer's connection
+	js        jetstream.JetStream // the producer's JetStream client
 	p         *producer.Producer
 	smtpAddr  string
 	lmtpAddr  string
 	names     contracts.Names
-	streamObj jetstream.Stream
+	streamObj jetstream.Stream // the mail stream, as the operator sees it
 }
 
 func setup(t *testing.T) *bundle { return setupWith(t, options{}) }
 
 func setupWith(t *testing.T, o options) *bundle {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: t.TempDir(), MaxPayload: o.maxPayload})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &bundle{srv: srv, closeSrv: sync.OnceFunc(srv.Close)}
+	env := systest.StartWith(t, embedded.Config{MaxPayload: o.maxPayload})
+	b := &bundle{closeSrv: sync.OnceFunc(env.Server.Close)}
 	t.Cleanup(b.closeSrv)
 
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	b.nc = nc
-	if b.js, err = jetstream.New(nc); err != nil {
-		t.Fatal(err)
-	}
-	if err := provision.Run(t.Context(), b.js, o.provision); err != nil {
+	if err := provision.Run(t.Context(), env.JetStream(t, access.Provisioner), o.provision); err != nil {
 		t.Fatal(err)
 	}
 	b.names = o.provision.WithDefaults().Names
-	if b.streamObj, err = b.js.Stream(t.Context(), b.names.MailStream); err != nil {
+	var err error
+	if b.streamObj, err = env.JetStream(t, access.Operator).Stream(t.Context(), b.names.MailStream); err != nil {
 		t.Fatal(err)
 	}
 
+	b.nc = env.Conn(t, access.Producer)
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		t.Fatal(err)
+	}
 	cfg := o.producer
 	cfg.SMTPAddr, cfg.LMTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
-	p, err := producer.New(cfg, nc)
+	p, err := producer.New(cfg, b.nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -599,9 +596,11 @@ func TestPublisherDedup(t *testing.T) {
 	}
 }
 
+// TestPublisherNoStream: a producer publishing before the mail stream
+// was provisioned is told that its mail was not stored.
 func TestPublisherNoStream(t *testing.T) {
-	b := setup(t)
-	pub := producer.NewPublisher(b.js, "no.such.subject", time.Second)
+	srv := systest.Start(t) // not provisioned
+	pub := producer.NewPublisher(srv.JetStream(t, access.Producer), "", time.Second)
 	env := contracts.Envelope{RcptTo: []string{"bob@example.org"}, Protocol: "publish"}
 	_, err := pub.Publish(t.Context(), &env, []byte("Subject: x\r\n\r\n"))
 	if !errors.Is(err, producer.ErrNotStored) {

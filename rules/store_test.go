@@ -9,18 +9,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/access"
+	"github.com/mailscope/mailscope/systest"
 )
 
 const bucket = "mail_flags"
 
+// storeBundle is a Store as a worker runs it, on a real server where
+// each party connects as its role: the Store reads the bucket as the
+// worker, the test writes rules as the operator (kv) and makes the bucket
+// as the provisioner. Deleting the bucket is no role's to do: the test's
+// admin does it.
 type storeBundle struct {
-	js    jetstream.JetStream
-	kv    jetstream.KeyValue
-	store *Store
-	logs  *syncBuffer
+	kv          jetstream.KeyValue // the operator's
+	store       *Store             // on the worker's binding of the bucket
+	logs        *syncBuffer
+	provisioner jetstream.JetStream
+	admin       jetstream.JetStream
 }
 
 // syncBuffer collects logs and signals each write.
@@ -60,39 +67,43 @@ func (s *syncBuffer) String() string {
 // the given keys and returns a Store (not started) on it.
 func setupStore(t *testing.T, initial map[string]string) *storeBundle {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: bucket, History: 10})
-	if err != nil {
+	env := systest.Start(t)
+	b := &storeBundle{logs: &syncBuffer{}, provisioner: env.JetStream(t, access.Provisioner), admin: env.Admin(t)}
+	b.createBucket(t, jetstream.KeyValueConfig{Bucket: bucket, History: 10})
+	var err error
+	if b.kv, err = env.JetStream(t, access.Operator).KeyValue(t.Context(), bucket); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range initial {
-		if _, err := kv.PutString(t.Context(), k, v); err != nil {
+		if _, err := b.kv.PutString(t.Context(), k, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuffer{}
-	st := NewStore(kv, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	st.HealthInterval = 50 * time.Millisecond
-	st.MaxBackoff = 200 * time.Millisecond
-	return &storeBundle{js: js, kv: kv, store: st, logs: logs}
+	kv, err := env.JetStream(t, access.Worker).KeyValue(t.Context(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.store = NewStore(kv, slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	b.store.HealthInterval = 50 * time.Millisecond
+	b.store.MaxBackoff = 200 * time.Millisecond
+	return b
+}
+
+// createBucket creates the bucket as the provisioner; the operator's kv
+// writes to it, whenever it was (re-)created.
+func (b *storeBundle) createBucket(t *testing.T, cfg jetstream.KeyValueConfig) {
+	t.Helper()
+	if _, err := b.provisioner.CreateKeyValue(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deleteBucket deletes the bucket, as only the test's admin may.
+func (b *storeBundle) deleteBucket(t *testing.T) {
+	t.Helper()
+	if err := b.admin.DeleteKeyValue(t.Context(), bucket); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitFor waits on the Store's Changed signal until cond holds.
@@ -213,25 +224,20 @@ func TestStore(t *testing.T) {
 	})
 
 	t.Run("bucket deleted and re-created", func(t *testing.T) {
-		if err := b.js.DeleteKeyValue(ctx, bucket); err != nil {
-			t.Fatal(err)
-		}
+		b.deleteBucket(t)
 		// The Store notices, keeps its rules meanwhile, and re-watches.
 		waitForLog(t, b.logs, "watch ended")
 		if !st.Snapshot().Eval(FlagPause, staging).Bool() {
 			t.Error("rules dropped while the bucket is gone")
 		}
-		kv, err := b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b.createBucket(t, jetstream.KeyValueConfig{Bucket: bucket, History: 10})
 		// Several updates, all must be applied.
 		for _, v := range []string{"env:staging 5 quarantine", "env:staging 6 discard"} {
-			if _, err := kv.PutString(ctx, FlagHandler, v); err != nil {
+			if _, err := b.kv.PutString(ctx, FlagHandler, v); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := kv.PutString(ctx, FlagDryRun, "default 1 yes"); err != nil {
+		if _, err := b.kv.PutString(ctx, FlagDryRun, "default 1 yes"); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, st, "reload", func(s *Snapshot) bool {
@@ -242,7 +248,7 @@ func TestStore(t *testing.T) {
 			t.Error("rules of a key missing from the re-created bucket survived")
 		}
 		// And the Store keeps following the new bucket.
-		if _, err := kv.PutString(ctx, FlagHandler, "env:staging 7 publish\nenv:prod 1 discard"); err != nil {
+		if _, err := b.kv.PutString(ctx, FlagHandler, "env:staging 7 publish\nenv:prod 1 discard"); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, st, "update after reload", func(s *Snapshot) bool {
@@ -264,14 +270,9 @@ func TestStoreBucketReplaced(t *testing.T) {
 	if err := b.store.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.js.DeleteKeyValue(ctx, bucket); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.PutString(ctx, FlagHandler, "default 1 discard"); err != nil {
+	b.deleteBucket(t)
+	b.createBucket(t, jetstream.KeyValueConfig{Bucket: bucket})
+	if _, err := b.kv.PutString(ctx, FlagHandler, "default 1 discard"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, b.store, "new bucket", func(s *Snapshot) bool {
@@ -281,9 +282,7 @@ func TestStoreBucketReplaced(t *testing.T) {
 
 func TestStoreStartErrors(t *testing.T) {
 	b := setupStore(t, nil)
-	if err := b.js.DeleteKeyValue(t.Context(), bucket); err != nil {
-		t.Fatal(err)
-	}
+	b.deleteBucket(t)
 	if err := b.store.Start(t.Context()); err == nil {
 		t.Error("Start on a missing bucket succeeded")
 	}

@@ -36,13 +36,23 @@ type Env struct {
 // monitoring endpoint on a free loopback port.
 func Start(t testing.TB) *Env {
 	t.Helper()
+	return StartWith(t, embedded.Config{})
+}
+
+// StartWith is Start with more of the server's configuration
+// (MaxPayload, Names ...); its Port, HTTPPort, StoreDir, Users and
+// AdminKey are the test's, whatever cfg says.
+func StartWith(t testing.TB, cfg embedded.Config) *Env {
+	t.Helper()
 	keys, err := access.OpenKeyring(t.TempDir(), append(access.Roles(), access.LoadTest, admin)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	users := keys.PublicKeys()
 	delete(users, admin)
-	srv, err := embedded.Start(embedded.Config{Port: -1, HTTPPort: -1, StoreDir: t.TempDir(), Users: users, AdminKey: keys.PublicKey(admin)})
+	cfg.Port, cfg.HTTPPort, cfg.StoreDir = -1, -1, t.TempDir()
+	cfg.Users, cfg.AdminKey = users, keys.PublicKey(admin)
+	srv, err := embedded.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/systest"
@@ -63,9 +64,12 @@ func (m *fakeMsg) NakWithDelay(d time.Duration) error {
 	return m.record("nak-delay")
 }
 
-// settleBundle is a worker on a real, provisioned server, and a second
-// one whose outcome, dead-letter and held subjects reach no stream, so
-// that every store it makes fails.
+// settleBundle is a worker on a real, provisioned server, connected as
+// the worker, and a second one whose outcome, dead-letter, held and
+// resume subjects reach no stream, so that every store it makes fails.
+// That one is no worker of the product (its subjects are outside what
+// the worker role may publish on): it connects as the test's admin. js
+// reads the streams as the operator.
 type settleBundle struct {
 	js            jetstream.JetStream
 	worker, stuck *Worker
@@ -73,28 +77,27 @@ type settleBundle struct {
 
 func setupSettle(t *testing.T) *settleBundle {
 	t.Helper()
-	_, js := systest.JetStream(t)
-	nc := js.Conn()
-	if err := provision.Run(t.Context(), js, provision.Config{}); err != nil {
+	env := systest.Start(t)
+	if err := provision.Run(t.Context(), env.JetStream(t, access.Provisioner), provision.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{
 		MaxAttempts: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: time.Second, HoldDelay: 7 * time.Second,
 		Name: "settle-test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
-	w, err := New(t.Context(), cfg, nc)
+	w, err := New(t.Context(), cfg, env.Conn(t, access.Worker))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stuckCfg := cfg
 	stuckCfg.Names = contracts.DefaultNames()
 	stuckCfg.Names.OutcomePrefix, stuckCfg.Names.DeadSubject = "nowhere.outcome", "nowhere.dead"
-	stuckCfg.Names.HeldSubject, stuckCfg.Names.MailSubject = "nowhere.held", "nowhere.incoming"
-	stuck, err := New(t.Context(), stuckCfg, nc)
+	stuckCfg.Names.HeldSubject, stuckCfg.Names.ResumeSubject = "nowhere.held", "nowhere.resumed"
+	stuck, err := New(t.Context(), stuckCfg, env.Admin(t).Conn())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &settleBundle{js: js, worker: w, stuck: stuck}
+	return &settleBundle{js: env.JetStream(t, access.Operator), worker: w, stuck: stuck}
 }
 
 // count returns the messages stored on subject.
@@ -140,7 +143,7 @@ func TestSettle(t *testing.T) {
 		kept   bool // settle keeps the delivery (a held mail in flight)
 		calls  []string
 		delay  time.Duration
-		stored string // subject that gained a message: outcome, dead, held, incoming
+		stored string // subject that gained a message: outcome, dead, held, resumed
 	}{
 		{name: "an outcome is stored, then the mail acked", step: stepProcessed, attempt: 1, out: true,
 			act: actStore, calls: []string{"ack"}, stored: "outcome"},
@@ -170,9 +173,9 @@ func TestSettle(t *testing.T) {
 		{name: "a DNS failure at the limit is held, never dead", step: stepProcessed, err: dnsDown, attempt: 3,
 			act: actHold, calls: []string{"ack"}, stored: "held"},
 		{name: "a held mail no longer held is resumed", step: stepHeldChecked, attempt: 2,
-			act: actResume, calls: []string{"ack"}, stored: "incoming"},
+			act: actResume, calls: []string{"ack"}, stored: "resumed"},
 		{name: "a held mail gone malformed is resumed, for the main flow to dead-letter", step: stepHeldChecked, err: bad, attempt: 2,
-			act: actResume, calls: []string{"ack"}, stored: "incoming"},
+			act: actResume, calls: []string{"ack"}, stored: "resumed"},
 		{name: "a held mail still paused is kept", step: stepHeldChecked, err: errHeld, attempt: 2, act: actKeep, kept: true},
 		{name: "a held mail whose DNS is still silent is kept", step: stepHeldChecked, err: dnsDown, attempt: 5, act: actKeep},
 		{name: "on shutdown a mail is handed back at once", step: stepStopping, attempt: 1,
@@ -218,10 +221,10 @@ func TestSettle(t *testing.T) {
 				out = processed(id)
 			}
 			before := map[string]uint64{
-				"outcome":  b.count(t, "MAIL_OUTCOMES", "mail.outcome.>"),
-				"dead":     b.count(t, "MAIL_DEAD", "mail.dead"),
-				"held":     b.count(t, "MAIL_HELD", "mail.held"),
-				"incoming": b.count(t, "MAIL", "mail.incoming"),
+				"outcome": b.count(t, "MAIL_OUTCOMES", "mail.outcome.>"),
+				"dead":    b.count(t, "MAIL_DEAD", "mail.dead"),
+				"held":    b.count(t, "MAIL_HELD", "mail.held"),
+				"resumed": b.count(t, "MAIL", "mail.resumed"),
 			}
 			left := w.settle(t.Context(), d, v, out)
 			if got := msg.Calls(); !slices.Equal(got, tc.calls) {
@@ -234,10 +237,10 @@ func TestSettle(t *testing.T) {
 				t.Errorf("nak delay %v, want %v", msg.delay, tc.delay)
 			}
 			after := map[string]uint64{
-				"outcome":  b.count(t, "MAIL_OUTCOMES", "mail.outcome.>"),
-				"dead":     b.count(t, "MAIL_DEAD", "mail.dead"),
-				"held":     b.count(t, "MAIL_HELD", "mail.held"),
-				"incoming": b.count(t, "MAIL", "mail.incoming"),
+				"outcome": b.count(t, "MAIL_OUTCOMES", "mail.outcome.>"),
+				"dead":    b.count(t, "MAIL_DEAD", "mail.dead"),
+				"held":    b.count(t, "MAIL_HELD", "mail.held"),
+				"resumed": b.count(t, "MAIL", "mail.resumed"),
 			}
 			for k := range before {
 				want := before[k]

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
@@ -39,12 +40,15 @@ var testWorker = workers.Config{
 }
 
 // bundle is a running system, the key server its worker asks, and what
-// the tests need to drive it.
+// the tests need to drive it. The test puts mail on the mail stream as
+// the producer (pub, produce) and reads streams and outcomes as the
+// operator (the system's JS and Conn).
 type bundle struct {
 	sys      *dev.System
 	keys     *keyserver.Server
 	key      crypto.Signer // ed25519, published for every selector the tests use
 	pub      *producer.Publisher
+	produce  jetstream.JetStream // the producer's
 	outcomes *systest.Outcomes
 }
 
@@ -76,11 +80,20 @@ func setup(t *testing.T, wcfg workers.Config, pcfg provision.Config) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(sys.Close)
+	pnc, err := sys.Connect(access.Producer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce, err := jetstream.New(pnc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &bundle{
 		sys:      sys,
 		keys:     keys,
 		key:      key,
-		pub:      producer.NewPublisher(sys.JS, "", 0),
+		pub:      producer.NewPublisher(produce, "", 0),
+		produce:  produce,
 		outcomes: systest.NewOutcomes(t, sys.Conn, systest.ByID),
 	}
 }
@@ -204,7 +217,7 @@ func TestWorkerFailureClasses(t *testing.T) {
 		h.Set(contracts.HeaderReceivedAt, time.Now().UTC().Format(time.RFC3339Nano))
 		h.Set(contracts.HeaderProtocol, "publish")
 		// No Mailscope-Rcpt-To.
-		if _, err := b.sys.JS.PublishMsg(t.Context(), &nats.Msg{Subject: "mail.incoming", Header: h, Data: raw}); err != nil {
+		if _, err := b.produce.PublishMsg(t.Context(), &nats.Msg{Subject: "mail.incoming", Header: h, Data: raw}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -330,24 +343,36 @@ func TestRedeliveryOneOutcome(t *testing.T) {
 
 // TestConsumerDeletedStopsWorker: a worker whose consumer is deleted
 // stops with an error and reports not ready, instead of idling as if
-// healthy while it takes no mail.
+// healthy while it takes no mail. No role of the system may delete the
+// workers' consumer, so the test's admin does, on a server of the test's
+// own; provisioning and the worker connect as their roles.
 func TestConsumerDeletedStopsWorker(t *testing.T) {
-	b := setup(t, testWorker, provision.Config{})
-	if !b.sys.Worker.Ready() {
-		t.Fatal("worker not ready after start")
+	env := systest.Start(t)
+	if err := provision.Run(t.Context(), env.JetStream(t, access.Provisioner), provision.Config{}); err != nil {
+		t.Fatal(err)
 	}
-	if err := b.sys.JS.DeleteConsumer(t.Context(), "MAIL", "workers"); err != nil {
+	wcfg := testWorker
+	wcfg.Name, wcfg.Logger = "test-worker", slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := workers.New(t.Context(), wcfg, env.Conn(t, access.Worker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.Run(t.Context()) }()
+	systest.WaitFor(t, "the worker to be ready", w.Ready)
+
+	if err := env.Admin(t).DeleteConsumer(t.Context(), "MAIL", "workers"); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-b.sys.Err():
+	case err := <-stopped:
 		if err == nil || !strings.Contains(err.Error(), "workers") {
 			t.Errorf("worker stopped with %v, want an error naming the consumer", err)
 		}
 	case <-time.After(wait):
 		t.Fatal("worker kept running without its consumer")
 	}
-	if b.sys.Worker.Ready() {
+	if w.Ready() {
 		t.Error("worker still reports ready")
 	}
 }

@@ -28,6 +28,7 @@ var commands = map[string]command{
 	"dev":       {"run everything in one process on an embedded nats-server", runDev},
 	"flags":     {"check rule text, list the flags and scopes, explain a mail (check, list, explain)", runFlags},
 	"loadtest":  {"drive a producer with concurrent SMTP/LMTP clients and follow every mail to its outcome", runLoadtest},
+	"keys":      {"make every role's NKey seed and print the Secrets deploy/k8s mounts", runKeys},
 	"provision": {"create or update the streams, consumer and flag bucket", runProvision},
 	"server":    {"run the embedded nats-server (JetStream, fsync always) alone", runServer},
 	"producer":  {"receive mail over SMTP and LMTP and put it on the stream", runProducer},

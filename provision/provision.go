@@ -35,6 +35,15 @@ type Config struct {
 	OutcomeMaxAge time.Duration
 	// DeadMaxAge is how long dead letters are kept. Default 30 days.
 	DeadMaxAge time.Duration
+	// OutcomeMaxBytes caps the outcome stream; when full, the oldest
+	// events go (DiscardOld), so a flood of outcomes can never fill the
+	// server's store and make new mail answer 4xx. Default 4 GiB.
+	OutcomeMaxBytes int64
+	// DeadMaxBytes caps the dead-letter stream; when full, a new dead
+	// letter is refused (DiscardNew) and its mail stays on the mail
+	// stream, retried, instead of an older dead letter being dropped.
+	// Default 1 GiB.
+	DeadMaxBytes int64
 	// DuplicateWindow is the de-duplication window of the mail and dead-letter streams: a
 	// message whose Nats-Msg-Id was seen within it is stored once.
 	// Default 2 minutes.
@@ -78,6 +87,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DeadMaxAge == 0 {
 		c.DeadMaxAge = 30 * 24 * time.Hour
+	}
+	if c.OutcomeMaxBytes == 0 {
+		c.OutcomeMaxBytes = 4 << 30
+	}
+	if c.DeadMaxBytes == 0 {
+		c.DeadMaxBytes = 1 << 30
 	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = 2 * time.Minute
@@ -197,6 +212,8 @@ func (c Config) OutcomeStream() jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		MaxAge:      c.OutcomeMaxAge,
+		MaxBytes:    c.OutcomeMaxBytes,
+		Discard:     jetstream.DiscardOld,
 		Replicas:    c.Replicas,
 		Duplicates:  c.OutcomeDuplicateWindow,
 		// Batches refuse repeated Nats-Msg-Ids as a whole; the publisher
@@ -216,6 +233,8 @@ func (c Config) DeadStream() jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		MaxAge:      c.DeadMaxAge,
+		MaxBytes:    c.DeadMaxBytes,
+		Discard:     jetstream.DiscardNew,
 		MaxMsgSize:  c.MaxMsgSize,
 		Replicas:    c.Replicas,
 		Duplicates:  c.DuplicateWindow,

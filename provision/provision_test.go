@@ -44,7 +44,7 @@ func TestRunIdempotent(t *testing.T) {
 		{n.MailStream, []string{n.MailSubject, n.ResumeSubject}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, true},
 		{n.HeldStream, []string{n.HeldSubject}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, false},
 		{n.OutcomeStream, []string{n.OutcomePrefix + ".>"}, jetstream.LimitsPolicy, jetstream.DiscardOld, true},
-		{n.DeadStream, []string{n.DeadSubject}, jetstream.LimitsPolicy, jetstream.DiscardOld, false},
+		{n.DeadStream, []string{n.DeadSubject}, jetstream.LimitsPolicy, jetstream.DiscardNew, false},
 	} {
 		s, err := js.Stream(ctx, c.stream)
 		if err != nil {
@@ -206,5 +206,35 @@ func TestResumeSubjectUpgrade(t *testing.T) {
 	}
 	if n := cons.CachedInfo().NumPending; n != 2 {
 		t.Errorf("%d mails pending, want the stored one and the resumed one", n)
+	}
+}
+
+// TestOutcomeAndDeadCapped: neither stream that grows with mail can fill
+// the server's store; outcomes make room by age, dead letters (mail)
+// by refusing the new one, which then stays on the mail stream.
+func TestOutcomeAndDeadCapped(t *testing.T) {
+	js := jetStream(t)
+	if err := provision.Run(t.Context(), js, provision.Config{DeadMaxBytes: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	n := contracts.DefaultNames()
+	for name, want := range map[string]struct {
+		max     int64
+		discard jetstream.DiscardPolicy
+	}{n.OutcomeStream: {4 << 30, jetstream.DiscardOld}, n.DeadStream: {1 << 20, jetstream.DiscardNew}} {
+		s, err := js.Stream(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg := s.CachedInfo().Config; cfg.MaxBytes != want.max || cfg.Discard != want.discard {
+			t.Errorf("%s: max bytes %d discard %v, want %d %v", name, cfg.MaxBytes, cfg.Discard, want.max, want.discard)
+		}
+	}
+	big := make([]byte, 600<<10)
+	if _, err := js.Publish(t.Context(), n.DeadSubject, big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), n.DeadSubject, big); err == nil {
+		t.Error("a dead letter past the cap was stored")
 	}
 }

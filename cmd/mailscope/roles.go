@@ -26,6 +26,8 @@ func addProvisionFlags(fs *flag.FlagSet, c *provision.Config) {
 	fs.Int64Var(&c.MailMaxBytes, "mail-max-bytes", 1<<30, "size cap of the mail stream; when full the producer answers 4xx")
 	fs.DurationVar(&c.OutcomeMaxAge, "outcome-max-age", 7*24*time.Hour, "how long outcome events are kept")
 	fs.DurationVar(&c.DeadMaxAge, "dead-max-age", 30*24*time.Hour, "how long dead letters are kept")
+	fs.Int64Var(&c.OutcomeMaxBytes, "outcome-max-bytes", 4<<30, "size cap of the outcome stream; when full the oldest events go")
+	fs.Int64Var(&c.DeadMaxBytes, "dead-max-bytes", 1<<30, "size cap of the dead-letter stream; when full new dead letters are refused and their mail is retried")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "how long a worker may hold a mail before redelivery")
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 1000, "mails in flight across all workers")
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailscope/mailscope/access"
@@ -140,6 +141,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	var dns string
 	addWorkerFlags(fs, &c, &dns)
 	web := addHTTPFlag(fs)
+	wait := fs.Duration("wait-provisioned", 5*time.Minute, "how long to wait, not ready, for streams, consumers and buckets that do not exist yet (0: fail at once)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -152,16 +154,26 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	w, err := workers.New(ctx, c, nc)
-	if err != nil {
-		return err
-	}
-	stop, err := startTelemetry(web, func() bool { return w.Ready() && nc.IsConnected() })
+	// Alive (and not ready) while it waits for provisioning.
+	var worker atomic.Pointer[workers.Worker]
+	stop, err := startTelemetry(web, func() bool {
+		w := worker.Load()
+		return w != nil && w.Ready() && nc.IsConnected()
+	})
 	if err != nil {
 		return err
 	}
 	defer stop()
-	return w.Run(ctx)
+	if err := waitProvisioned(ctx, *wait, func() error {
+		w, err := workers.New(ctx, c, nc)
+		if err == nil {
+			worker.Store(w)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	return worker.Load().Run(ctx)
 }
 
 // httpFlags are the flags of the telemetry endpoint.

@@ -161,3 +161,26 @@ func TestProducerGroupCommitFlag(t *testing.T) {
 		t.Errorf("help does not state group commit's default:\n%s", help.String())
 	}
 }
+
+// TestWorkerWaitsForProvisioning: a worker started before provisioning
+// (a rollout that beats the provisioning Job) stays alive and not ready,
+// and takes mail once the streams exist, instead of crash-looping.
+func TestWorkerWaitsForProvisioning(t *testing.T) {
+	srv := systest.Start(t)
+	workerHTTP := freeAddr(t)
+	start(t, nil, "worker", "--nats", srv.URL, "--nats-nkey", srv.Keys.SeedFile(access.Worker), "--http-addr", workerHTTP)
+	status := func(path string) int {
+		resp, err := http.Get("http://" + workerHTTP + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	systest.WaitFor(t, "the waiting worker to answer /healthz", func() bool { return status("/healthz") == http.StatusOK })
+	if got := status("/readyz"); got == http.StatusOK {
+		t.Fatal("ready before anything was provisioned")
+	}
+	ok(t, "", nil, "provision", "--nats", srv.URL, "--nats-nkey", srv.Keys.SeedFile(access.Provisioner))
+	ready(t, workerHTTP)
+}

@@ -11,4 +11,7 @@ RUN CGO_ENABLED=0 go build -trimpath \
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /mailscope /mailscope
+# Numeric, so that Kubernetes' runAsNonRoot can verify it (the base
+# image's USER is the name "nonroot").
+USER 65532:65532
 ENTRYPOINT ["/mailscope"]

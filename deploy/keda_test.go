@@ -1,7 +1,7 @@
 package deploy_test
 
 // KEDA scales the workers on what its nats-jetstream scaler reads from
-// nats-server's monitoring endpoint (deploy/k8s/worker-scaledobject.yaml).
+// nats-server's monitoring endpoint (deploy/k8s/base/worker-scaledobject.yaml).
 // The tests here read the lag the same way, with our own code, so that what
 // the stream and consumer report is what KEDA will scale on.
 //

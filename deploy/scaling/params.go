@@ -172,14 +172,14 @@ type Params struct {
 	// scales 0 -> 1 only while lag exceeds it. Default 0 (KEDA's).
 	ActivationLagThreshold int
 	// MinReplicas is minReplicaCount, unless ScaleToZero. Default 2
-	// (deploy/k8s/worker-scaledobject.yaml).
+	// (deploy/k8s/base/worker-scaledobject.yaml).
 	MinReplicas int
 	// ScaleToZero models minReplicaCount: 0 (KEDA's default): KEDA
 	// scales 0 <-> 1 on activation, the HPA 1 <-> N. MinReplicas is
 	// then ignored.
 	ScaleToZero bool
 	// MaxReplicas is maxReplicaCount. Default 50
-	// (deploy/k8s/worker-scaledobject.yaml; KEDA's default is 100).
+	// (deploy/k8s/base/worker-scaledobject.yaml; KEDA's default is 100).
 	MaxReplicas int
 	// InitialReplicas are ready at t = 0. Default the minimum (0 with
 	// ScaleToZero).

@@ -164,7 +164,7 @@ func TestLagThresholdOverInFlight(t *testing.T) {
 	for _, n := range []int{2, 7, 20, 50} {
 		lag := int64(n * inFlight)
 		if got := metricReplicas(lag, 100, n, 0.1); got <= n {
-			t.Errorf("lagThreshold 100 (deploy/k8s today), %d workers' in-flight: %d replicas, want more than %d", n, got, n)
+			t.Errorf("lagThreshold 100 (what deploy/k8s had before), %d workers' in-flight: %d replicas, want more than %d", n, got, n)
 		}
 		threshold := RecommendedLagThreshold(MeasuredRate, inFlight, DrainTarget)
 		if got := metricReplicas(lag, threshold, n, 0.1); got >= n {

@@ -181,7 +181,7 @@ func StartProcs(ctx context.Context, c ProcsConfig) (_ *System, err error) {
 	if sys.NATSOptions, err = keys.Options(access.LoadTest); err != nil {
 		return nil, err
 	}
-	if err := provisionAs(ctx, sys.NATSURL, keys, c.ReadyTimeout); err != nil {
+	if err := Provision(ctx, sys.NATSURL, keys, c.ReadyTimeout); err != nil {
 		return nil, err
 	}
 
@@ -349,8 +349,9 @@ func freeAddrs(n int) ([]string, error) {
 // role's seed ("mailscope server --credentials-dir").
 func credentialsDir(dataDir string) string { return filepath.Join(dataDir, "credentials") }
 
-// provisionAs provisions the server at url as the provisioner.
-func provisionAs(ctx context.Context, url string, keys *access.Keyring, timeout time.Duration) error {
+// Provision provisions the server at url (provision.Config defaults) as
+// the provisioner of keys, within timeout.
+func Provision(ctx context.Context, url string, keys *access.Keyring, timeout time.Duration) error {
 	opts, err := keys.Options(access.Provisioner)
 	if err != nil {
 		return err

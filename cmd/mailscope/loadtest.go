@@ -23,7 +23,6 @@ import (
 	"github.com/mailscope/mailscope/keyserver"
 	"github.com/mailscope/mailscope/loadtest"
 	"github.com/mailscope/mailscope/producer"
-	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/testkit"
 )
 
@@ -414,7 +413,7 @@ func startProducerOnly(ctx context.Context, dir string, b producer.Batching, log
 	if sys.NATSOptions, err = keys.Options(access.LoadTest); err != nil {
 		return nil, err
 	}
-	if err := provisionWith(ctx, sys.NATSURL, keys); err != nil {
+	if err := loadtest.Provision(ctx, sys.NATSURL, keys, time.Minute); err != nil {
 		return nil, err
 	}
 	popts, err := keys.Options(access.Producer)
@@ -449,22 +448,4 @@ func startProducerOnly(ctx context.Context, dir string, b producer.Batching, log
 		fmt.Fprintf(os.Stderr, "producer publish stats: %+v\n", p.PublishStats())
 	})
 	return sys, nil
-}
-
-// provisionWith provisions the server at url as the provisioner of keys.
-func provisionWith(ctx context.Context, url string, keys *access.Keyring) error {
-	opts, err := keys.Options(access.Provisioner)
-	if err != nil {
-		return err
-	}
-	nc, err := nats.Connect(url, append(opts, nats.Name("mailscope-loadtest-provision"))...)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	return provision.Run(ctx, js, provision.Config{})
 }

@@ -38,6 +38,14 @@ const (
 	// before it was held; a resumed mail's attempt is this plus its
 	// delivery count, so holding never counts toward the attempt limit.
 	HeaderPriorAttempts = "Mailscope-Prior-Attempts"
+	// HeaderHeldReason is why a held copy waits in the held stream:
+	// [HoldPause] or [HoldDNS]. A resumed copy keeps it, so that the
+	// worker knows how long the mail has waited for what.
+	HeaderHeldReason = "Mailscope-Held-Reason"
+	// HeaderHeldSince is when the mail was first held for its current
+	// reason, RFC 3339 with nanoseconds, UTC; kept across re-holds for
+	// the same reason and reset when the reason changes.
+	HeaderHeldSince = "Mailscope-Held-Since"
 	// HeaderTraceParent carries W3C trace context.
 	HeaderTraceParent = "traceparent"
 )
@@ -54,6 +62,16 @@ const (
 	HeaderAttempts = "Mailscope-Attempts"
 	// HeaderOriginalID is the id of the input message.
 	HeaderOriginalID = "Mailscope-Original-Id"
+)
+
+// Hold reasons, the values of [HeaderHeldReason].
+const (
+	// HoldPause: mail.pause holds the mail, for as long as its rules say.
+	HoldPause = "pause"
+	// HoldDNS: its DKIM keys did not answer on the last attempt; it waits
+	// for DNS, up to the workers' DNSHoldMax, then is decided with
+	// temperror recorded.
+	HoldDNS = "dns"
 )
 
 // Envelope is the SMTP envelope of a mail plus where it came from.

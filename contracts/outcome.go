@@ -92,8 +92,11 @@ type Auth struct {
 	// Skipped is non-empty when verification did not run, and says why
 	// (for example when the flag mail.dkim.verify is off).
 	Skipped string `json:"skipped,omitempty"`
-	// Note is set when the signatures were capped: more DKIM-Signature
-	// fields than the worker verifies per mail (default 5).
+	// Note is set when the signatures were capped (more DKIM-Signature
+	// fields than the worker verifies per mail, default 5), and when the
+	// mail was decided with a DKIM temperror after waiting held for DNS
+	// for the workers' DNSHoldMax (default 1 hour); notes are joined by
+	// "; ".
 	Note string `json:"note,omitempty"`
 	// Trust is the trust level: "strong", "weak" or "none".
 	Trust string `json:"trust"`

@@ -29,7 +29,8 @@ const (
 	// DNS failures are DKIM key lookups that did not answer (temperror):
 	// retried with backoff like transient ones, but once out of attempts
 	// the mail waits with the held mail until DNS answers, never
-	// dead-lettered for an outage.
+	// dead-lettered for an outage; past Config.DNSHoldMax it is decided
+	// with the temperror recorded.
 	DNS
 )
 

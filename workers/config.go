@@ -44,6 +44,15 @@ type Config struct {
 	// HoldDelay is how often a held mail is looked at again
 	// besides on every rule change. Default 30s.
 	HoldDelay time.Duration
+	// DNSHoldMax bounds the wait of a mail held because its DKIM keys
+	// did not answer (DNS silent or SERVFAIL on its last attempt): once it
+	// has been held that long, it is decided with the temperror recorded
+	// (trust none for the signatures DNS did not answer for), so its rules
+	// decide it and it gets an outcome. It is checked on every HoldDelay
+	// tick, so the longest wait is DNSHoldMax plus HoldDelay. mail.pause
+	// holds are not bounded: a pause lasts as long as its rules say.
+	// Default 1 hour.
+	DNSHoldMax time.Duration
 	// MaxHeld caps the held mails (see mail.pause) one worker watches in
 	// flight, looking at them again on every rule change; more held mail
 	// waits safely in the stream until a slot frees. Default 256.
@@ -97,6 +106,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.HoldDelay <= 0 {
 		c.HoldDelay = 30 * time.Second
+	}
+	if c.DNSHoldMax <= 0 {
+		c.DNSHoldMax = time.Hour
 	}
 	if c.MaxHeld <= 0 {
 		c.MaxHeld = 256

@@ -102,7 +102,9 @@ func policyOf(c Config) policy {
 //     RetryLater delay) and dead once attempt reaches the limit;
 //   - a DNS failure is retried likewise, and once out of attempts held
 //     until DNS answers: never dead-lettered for an outage, never decided
-//     on half-known authentication.
+//     on half-known authentication, until it has waited DNSHoldMax (then
+//     evaluation records the temperror instead of failing: see
+//     dnsContext).
 func (p policy) decide(e event) verdict {
 	switch e.step {
 	case stepDelivered:

@@ -23,7 +23,9 @@ type delivery struct {
 	// attempt counts deliveries from 1, the attempts used before a hold
 	// included.
 	attempt int
-	start   time.Time
+	// hold is why and since when the mail has been held, if it was.
+	hold  holdInfo
+	start time.Time
 	// base is the worker's logger; log, made from it on first use, names
 	// the mail and the attempt. Only failures log, so most mails never
 	// pay for it.
@@ -46,6 +48,7 @@ func (w *Worker) newDelivery(msg jetstream.Msg) *delivery {
 		d.attempt = int(md.NumDelivered)
 	}
 	d.attempt += priorAttempts(msg.Headers())
+	d.hold = holdInfoOf(msg.Headers())
 	env, err := contracts.DecodeEnvelope(msg.Headers())
 	if err != nil {
 		d.envErr = malformed("%v", err)
@@ -69,7 +72,7 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 	var out *contracts.Outcome
 	if v.act == actProcess {
 		var err error
-		out, err = w.pipe.Process(ctx, w.store.Snapshot(), d.env, msg.Data(), d.attempt)
+		out, err = w.pipe.Process(w.dnsContext(ctx, d), w.store.Snapshot(), d.env, msg.Data(), d.attempt)
 		v = w.policy.decide(event{step: stepProcessed, err: err, attempt: d.attempt})
 	}
 	w.settle(ctx, d, v, out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
@@ -110,12 +111,15 @@ func (p *Pipeline) newFacts(m *Mail) *rules.Facts {
 // trust: scopes are false in the rules consulted before the facts they
 // need exist. A DKIM temperror is a DNS error: decide retries the mail,
 // and once out of attempts holds it until DNS answers, so that no rule
-// decides on half-known authentication. A DMARC temperror is only
+// decides on half-known authentication; once the mail has waited
+// Config.DNSHoldMax (ctx says so: dnsContext), the temperror is recorded
+// instead, with a note, and the rules decide on what is known. A DMARC temperror is only
 // recorded: the policy is information, not a verdict on the mail. record
 // receives each flag decision made here.
 func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Mail, facts *rules.Facts, record func(rules.Decision) rules.Decision) (contracts.Auth, error) {
 	var res auth.Result
 	var dmarc *contracts.DMARCPolicy
+	var notes []string
 	skipped := ""
 	if record(snap.Eval(rules.FlagDKIMVerify, facts)).Bool() {
 		var err error
@@ -124,7 +128,11 @@ func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Ma
 			return contracts.Auth{}, transient("dkim: %w", err)
 		}
 		if res.TempError {
-			return contracts.Auth{}, dnsFailure("dkim temperror: %s", tempReasons(res))
+			since, givenUp := dnsGivenUpSince(ctx)
+			if !givenUp {
+				return contracts.Auth{}, dnsFailure("dkim temperror: %s", tempReasons(res))
+			}
+			notes = append(notes, fmt.Sprintf("DNS did not answer for the keys of the mail held since %s (the DNS hold bound): decided with dkim=temperror recorded", since.Format(time.RFC3339)))
 		}
 		dmarc = p.verifier.DMARC(ctx, m.FromDomain)
 	} else {
@@ -167,8 +175,9 @@ func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Ma
 		DMARC:                 dmarc,
 	}
 	if res.CapHit {
-		a.Note = fmt.Sprintf("more than %d signatures; only the first %d verified", len(res.Signatures), len(res.Signatures))
+		notes = append(notes, fmt.Sprintf("more than %d signatures; only the first %d verified", len(res.Signatures), len(res.Signatures)))
 	}
+	a.Note = strings.Join(notes, "; ")
 	return a, nil
 }
 

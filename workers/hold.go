@@ -27,6 +27,7 @@ import (
 func (w *Worker) park(ctx context.Context, d *delivery, why error) error {
 	m, id := copyMsg(d.msg, w.cfg.Names.HeldSubject, d.env.ID, "held")
 	m.Header.Set(contracts.HeaderPriorAttempts, strconv.Itoa(d.attempt-1))
+	nextHold(d.hold, holdReason(why), time.Now()).encode(m.Header)
 	pctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, m, jetstream.WithMsgID(id)); err != nil {
@@ -101,7 +102,7 @@ func (w *Worker) recheck(ctx context.Context, d *delivery) error {
 		return d.envErr
 	}
 	defer w.heldChecks.Add(1)
-	_, err := w.pipe.Evaluate(ctx, w.store.Snapshot(), d.env, d.msg.Data(), d.attempt)
+	_, err := w.pipe.Evaluate(w.dnsContext(ctx, d), w.store.Snapshot(), d.env, d.msg.Data(), d.attempt)
 	return err
 }
 
@@ -109,10 +110,14 @@ func (w *Worker) recheck(ctx context.Context, d *delivery) error {
 // then resumes it. On shutdown it hands the mail back to the server at
 // once.
 func (w *Worker) watchHeld(runCtx context.Context, msg jetstream.Msg) {
-	w.held.Add(1)
-	defer w.held.Add(-1)
 	ctx := context.WithoutCancel(runCtx)
 	d := w.newDelivery(msg)
+	w.held.Add(1)
+	w.heldMail.Store(d, d.hold)
+	defer func() {
+		w.heldMail.Delete(d)
+		w.held.Add(-1)
+	}()
 	progress := time.NewTicker(w.progressEvery)
 	defer progress.Stop()
 	recheck := time.NewTicker(w.cfg.HoldDelay)

@@ -29,9 +29,20 @@ func newMetrics(w *Worker) metrics {
 	ms.duration, _ = m.Float64Histogram("mailscope.mail.processing.duration",
 		metric.WithUnit("s"), metric.WithDescription("time from delivery to outcome stored"))
 	_, _ = m.Int64ObservableGauge("mailscope.mail.held",
-		metric.WithDescription("mails held in flight (mail.pause, or DNS silent past the attempt limit)"),
+		metric.WithDescription("mails this worker holds in flight, by reason (pause: mail.pause; dns: DNS silent past the attempt limit)"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(w.held.Load())
+			for reason, s := range w.heldStats() {
+				o.Observe(s.count, metric.WithAttributes(attribute.String("reason", reason)))
+			}
+			return nil
+		}))
+	_, _ = m.Float64ObservableGauge("mailscope.mail.held.oldest_age",
+		metric.WithUnit("s"),
+		metric.WithDescription("how long the longest-held mail this worker holds in flight has been held, by reason"),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			for reason, s := range w.heldStats() {
+				o.Observe(s.oldest.Seconds(), metric.WithAttributes(attribute.String("reason", reason)))
+			}
 			return nil
 		}))
 	_, _ = m.Int64ObservableGauge("mailscope.rules.invalid_keys",

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,8 +41,11 @@ type Worker struct {
 	// consumer's AckWait.
 	progressEvery time.Duration
 
-	ready      atomic.Bool
-	held       atomic.Int64
+	ready atomic.Bool
+	held  atomic.Int64
+	// heldMail is the held mail in flight: *delivery to its holdInfo,
+	// for the held-mail gauges.
+	heldMail   sync.Map
 	heldChecks atomic.Int64
 	log        *slog.Logger
 	met        metrics

@@ -126,6 +126,8 @@ func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
 	fs.IntVar(&c.Concurrency, "concurrency", 0, "mails processed at once (default 32 × GOMAXPROCS: most of a mail's time is waiting for DNS and fsyncs)")
 	fs.IntVar(&c.Prefetch, "prefetch", 0, "mails buffered beyond those in process (default the concurrency)")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 5, "deliveries before a transiently failing mail is dead-lettered")
+	fs.DurationVar(&c.HoldDelay, "hold-delay", 30*time.Second, "how often held mail is evaluated again besides on every rule change")
+	fs.DurationVar(&c.DNSHoldMax, "dns-hold-max", time.Hour, "longest wait of a mail held because DNS did not answer for its DKIM keys; then it is decided with dkim=temperror recorded (checked every --hold-delay)")
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", 30*time.Second, "bound on the handler's work for one mail (parsing the body, building the summary)")
 	fs.StringVar(&c.Env, "env", "", "environment matched by env: rules (e.g. staging)")
 	fs.StringVar(&c.Name, "name", "", "worker name in outcomes (default the host name)")

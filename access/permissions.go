@@ -56,13 +56,20 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 			"$JS.FC.>",
 			// Write flag rules (and staging keys).
 			"$KV." + n.FlagsBucket + ".>",
+			// Retry dead letters (mailscope dead retry): the mail back on
+			// the mail subject, then the dead letter deleted.
+			n.MailSubject, api + "STREAM.MSG.DELETE." + n.DeadStream,
 		})
 		if n.KeyBucket != "" {
 			p.Publish.Allow = append(p.Publish.Allow, "$KV."+n.KeyBucket+".>")
 		}
-		p.Publish.Deny = []string{
-			api + "STREAM.DELETE.>", api + "STREAM.PURGE.>", api + "STREAM.MSG.DELETE.>",
-			api + "CONSUMER.DURABLE.CREATE.>",
+		p.Publish.Deny = []string{api + "STREAM.DELETE.>", api + "STREAM.PURGE.>", api + "CONSUMER.DURABLE.CREATE.>"}
+		// No message of any other stream may it delete: not mail, not
+		// outcomes, not the rules' history.
+		for _, s := range streams(n) {
+			if s != n.DeadStream {
+				p.Publish.Deny = append(p.Publish.Deny, api+"STREAM.MSG.DELETE."+s)
+			}
 		}
 		// The workers' consumers are the workers' own: the operator
 		// neither redefines, deletes nor takes from them.

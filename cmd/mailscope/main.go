@@ -25,9 +25,11 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"dead":      {"list, show and retry dead letters (list, show, retry)", runDead},
 	"dev":       {"run everything in one process on an embedded nats-server", runDev},
 	"flags":     {"check rule text, list the flags and scopes, explain a mail (check, list, explain)", runFlags},
 	"loadtest":  {"drive a producer with concurrent SMTP/LMTP clients and follow every mail to its outcome", runLoadtest},
+	"held":      {"list and show held mail, with why and since when it is held (list, show)", runHeld},
 	"keys":      {"make every role's NKey seed and print the Secrets deploy/k8s mounts", runKeys},
 	"provision": {"create or update the streams, consumer and flag bucket", runProvision},
 	"server":    {"run the embedded nats-server (JetStream, fsync always) alone", runServer},

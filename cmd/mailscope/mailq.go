@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -25,21 +27,15 @@ const deadUsage = "usage: mailscope dead list|show|retry [flags]\n\n" +
 
 // runDead is `mailscope dead`: the dead-letter tooling.
 func runDead(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return usageError{errors.New(deadUsage)}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(out, deadUsage)
-		return nil
-	case "list":
-		return queueList(ctx, "dead list", args[1:], out, false)
-	case "show":
-		return queueShow(ctx, "dead show", args[1:], out, false)
-	case "retry":
-		return deadRetry(ctx, args[1:], out)
-	}
-	return usageError{fmt.Errorf("unknown dead command %q (list, show, retry)", args[0])}
+	return subcommand(ctx, "dead", deadUsage, args, out, map[string]func(context.Context, []string, io.Writer) error{
+		"list": func(ctx context.Context, a []string, w io.Writer) error {
+			return queueList(ctx, "dead list", a, w, false)
+		},
+		"show": func(ctx context.Context, a []string, w io.Writer) error {
+			return queueShow(ctx, "dead show", a, w, false)
+		},
+		"retry": deadRetry,
+	})
 }
 
 const heldUsage = "usage: mailscope held list|show [flags]\n\n" +
@@ -50,19 +46,36 @@ const heldUsage = "usage: mailscope held list|show [flags]\n\n" +
 
 // runHeld is `mailscope held`: what waits in the held stream, and why.
 func runHeld(ctx context.Context, args []string, out io.Writer) error {
+	return subcommand(ctx, "held", heldUsage, args, out, map[string]func(context.Context, []string, io.Writer) error{
+		"list": func(ctx context.Context, a []string, w io.Writer) error {
+			return queueList(ctx, "held list", a, w, true)
+		},
+		"show": func(ctx context.Context, a []string, w io.Writer) error {
+			return queueShow(ctx, "held show", a, w, true)
+		},
+	})
+}
+
+// subcommand runs the command of cmds args[0] names, or prints usage.
+func subcommand(ctx context.Context, name, usage string, args []string, out io.Writer, cmds map[string]func(context.Context, []string, io.Writer) error) error {
 	if len(args) == 0 {
-		return usageError{errors.New(heldUsage)}
+		return usageError{errors.New(usage)}
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(out, heldUsage)
+		fmt.Fprintln(out, usage)
 		return nil
-	case "list":
-		return queueList(ctx, "held list", args[1:], out, true)
-	case "show":
-		return queueShow(ctx, "held show", args[1:], out, true)
 	}
-	return usageError{fmt.Errorf("unknown held command %q (list, show)", args[0])}
+	run, found := cmds[args[0]]
+	if !found {
+		names := make([]string, 0, len(cmds))
+		for n := range cmds {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return usageError{fmt.Errorf("unknown %s command %q (%s)", name, args[0], strings.Join(names, ", "))}
+	}
+	return run(ctx, args[1:], out)
 }
 
 func addFilterFlags(fs *flag.FlagSet, f *mailq.Filter) {

@@ -26,7 +26,7 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 	var p Permissions
 	switch r {
 	case Producer:
-		p.Publish.Allow = []string{n.MailSubject}
+		p.Publish.Allow = concat([]string{n.MailSubject}, claimWrite(n.ClaimBucket))
 	case Worker:
 		p.Publish.Allow = concat(
 			consume(n.MailStream, n.Consumer),
@@ -35,6 +35,10 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 			kvRead(n.FlagsBucket),
 			kvRead(n.KeyBucket),
 			[]string{api + "STREAM.INFO." + kvStream(n.StatusBucket), "$KV." + n.StatusBucket + ".*"},
+			claimTake(n.ClaimBucket),
+			// The orphan collector reads the mail stream's oldest message
+			// time (docs/architecture.md, "Large mail").
+			[]string{api + "STREAM.INFO." + n.MailStream},
 		)
 	case Provisioner:
 		p.Publish.Allow = []string{api + "INFO"}
@@ -144,7 +148,7 @@ func inspect() []string {
 
 // streams names every stream provisioning makes, the buckets' included.
 func streams(n contracts.Names) []string {
-	s := []string{n.MailStream, n.HeldStream, n.OutcomeStream, n.DeadStream, kvStream(n.FlagsBucket), kvStream(n.StatusBucket)}
+	s := []string{n.MailStream, n.HeldStream, n.OutcomeStream, n.DeadStream, kvStream(n.FlagsBucket), kvStream(n.StatusBucket), objStream(n.ClaimBucket)}
 	if n.KeyBucket != "" {
 		s = append(s, kvStream(n.KeyBucket))
 	}
@@ -152,6 +156,41 @@ func streams(n contracts.Names) []string {
 }
 
 func kvStream(bucket string) string { return "KV_" + bucket }
+
+func objStream(bucket string) string { return "OBJ_" + bucket }
+
+// claimWrite is what the producer needs of the claim bucket b, through
+// nats.go's jetstream.ObjectStore: binding to it (stream info), looking
+// an object's metadata up (Put does, before writing; direct get of the
+// last message on $O.b.M.<name>, or a message get), writing chunks
+// ($O.b.C.<nuid>) and metadata ($O.b.M.<name>), and deleting an object
+// it wrote but no message references (a delete marker on $O.b.M.<name>,
+// then a purge of the object's chunks, which Put also does to clean up a
+// partial write). No consumer: the producer never reads an object back.
+func claimWrite(b string) []string {
+	s := objStream(b)
+	return []string{
+		api + "STREAM.INFO." + s, api + "DIRECT.GET." + s + ".>", api + "STREAM.MSG.GET." + s,
+		"$O." + b + ".C.>", "$O." + b + ".M.>", api + "STREAM.PURGE." + s,
+	}
+}
+
+// claimTake is what a worker needs of the claim bucket b: binding,
+// metadata lookups, reading an object (an ordered push consumer of its
+// own on the object's chunks, with flow control; recreated on a gap,
+// the old one deleted), listing objects for the orphan collector (an
+// ordered consumer on $O.b.M.>), metadata updates (the adopted mark on
+// $O.b.M.<name>) and deletes (a marker there, then a purge of the
+// chunks). It never writes chunks: a worker cannot change a mail's body.
+func claimTake(b string) []string {
+	s := objStream(b)
+	return []string{
+		api + "STREAM.INFO." + s, api + "DIRECT.GET." + s + ".>", api + "STREAM.MSG.GET." + s,
+		api + "CONSUMER.CREATE." + s, api + "CONSUMER.CREATE." + s + ".>", api + "CONSUMER.DELETE." + s + ".*",
+		"$JS.FC." + s + ".>",
+		"$O." + b + ".M.>", api + "STREAM.PURGE." + s,
+	}
+}
 
 func concat(lists ...[]string) []string {
 	var out []string

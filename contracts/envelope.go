@@ -48,6 +48,14 @@ const (
 	HeaderHeldSince = "Mailscope-Held-Since"
 	// HeaderTraceParent carries W3C trace context.
 	HeaderTraceParent = "traceparent"
+	// HeaderClaim marks a claimed mail, one too large to travel in the
+	// message (see [Claim]): its value is the name of the object in the
+	// claim bucket (Names.ClaimBucket) that holds the raw mail, byte for
+	// byte, and the message data is empty. Absent on every other mail.
+	HeaderClaim = "Mailscope-Claim"
+	// HeaderClaimSize is the size in bytes (decimal) of a claimed mail's
+	// object; set with HeaderClaim.
+	HeaderClaimSize = "Mailscope-Claim-Size"
 )
 
 // Dead-letter header names, set on messages in the dead-letter stream in

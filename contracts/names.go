@@ -52,6 +52,10 @@ type Names struct {
 	// for production: whoever can write the bucket can make any domain
 	// pass. Provisioning creates it only when it is set.
 	KeyBucket string
+	// ClaimBucket is the Object Store bucket that holds the raw mail of
+	// claimed mail: mail above the producer's claim threshold travels as
+	// a reference (HeaderClaim) to an object here. Default "mail_claims".
+	ClaimBucket string
 }
 
 // DefaultNames returns the default names documented on [Names].
@@ -70,6 +74,7 @@ func DefaultNames() Names {
 		HeldConsumer:  "held",
 		FlagsBucket:   "mail_flags",
 		StatusBucket:  "mail_status",
+		ClaimBucket:   "mail_claims",
 	}
 }
 
@@ -95,6 +100,7 @@ func (n Names) WithDefaults() Names {
 	set(&n.HeldConsumer, d.HeldConsumer)
 	set(&n.FlagsBucket, d.FlagsBucket)
 	set(&n.StatusBucket, d.StatusBucket)
+	set(&n.ClaimBucket, d.ClaimBucket)
 	return n
 }
 

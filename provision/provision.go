@@ -1,6 +1,7 @@
 // Package provision creates, or updates in place, every NATS object the
 // system needs: the mail stream and its durable consumer, the outcome and
-// dead-letter streams, the flag-rule and status KV buckets, and, only when
+// dead-letter streams, the flag-rule and status KV buckets, the claim
+// Object Store bucket for large mail, and, only when
 // asked for (Names.KeyBucket), the staging DKIM key bucket. Running it
 // twice is harmless; running it with changed settings updates what can be
 // updated.
@@ -68,6 +69,12 @@ type Config struct {
 	// FlagHistory is how many revisions of each flag key are kept (the
 	// audit trail of `nats kv history`). Default 64, the server maximum.
 	FlagHistory uint8
+	// ClaimMaxBytes caps the claim bucket (Names.ClaimBucket), the Object
+	// Store bucket that holds the bodies of mail above the producer's
+	// claim threshold; when full, a new large mail is refused (the
+	// producer answers 451 and the MTA retries) and stored mail is never
+	// dropped. Default 4 GiB (about 128 mails of 32 MiB).
+	ClaimMaxBytes int64
 	// StatusTTL is how long a worker's status entry lives without being
 	// rewritten; workers rewrite theirs every 30 seconds. Default 2m.
 	StatusTTL time.Duration
@@ -114,6 +121,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.FlagHistory == 0 {
 		c.FlagHistory = 64
+	}
+	if c.ClaimMaxBytes == 0 {
+		c.ClaimMaxBytes = 4 << 30
 	}
 	if c.StatusTTL == 0 {
 		c.StatusTTL = 2 * time.Minute
@@ -281,6 +291,24 @@ func (c Config) KeyBucket() jetstream.KeyValueConfig {
 	}
 }
 
+// ClaimBucket returns the configuration of the claim bucket: an Object
+// Store bucket on file storage (its stream is OBJ_ + the bucket name,
+// DiscardNew, so a full bucket refuses new mail rather than dropping
+// stored mail), with the streams' replicas and ClaimMaxBytes. Objects
+// have no age limit: a claimed mail's object lives until its outcome is
+// stored, its dead letter is dealt with, or the orphan collector takes it
+// (docs/architecture.md, "Large mail").
+func (c Config) ClaimBucket() jetstream.ObjectStoreConfig {
+	c = c.WithDefaults()
+	return jetstream.ObjectStoreConfig{
+		Bucket:      c.Names.ClaimBucket,
+		Description: "raw mail too large for a message, referenced by the Mailscope-Claim header",
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		MaxBytes:    c.ClaimMaxBytes,
+	}
+}
+
 // Run creates or updates every object; the key bucket only when
 // Names.KeyBucket is set. It stops at the first error, which names the
 // object.
@@ -304,6 +332,9 @@ func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
 			return fmt.Errorf("provision bucket %s: %w", kc.Bucket, err)
 		}
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, c.ClaimBucket()); err != nil {
+		return fmt.Errorf("provision object store %s: %w", c.Names.ClaimBucket, err)
 	}
 	return nil
 }

@@ -20,9 +20,9 @@ const ClaimAdopted = "Mailscope-Adopted"
 // size. The message data of a claimed mail is empty.
 type Claim struct {
 	// Object is the object's name in the claim bucket (HeaderClaim).
-	Object string
+	Object string `json:"object"`
 	// Size is the raw mail's size in bytes (HeaderClaimSize).
-	Size int64
+	Size int64 `json:"size"`
 }
 
 // Encode writes c into h (HeaderClaim and HeaderClaimSize).

@@ -14,7 +14,9 @@ func TestClaimGolden(t *testing.T) {
 	h := nats.Header{}
 	sampleOutcome().Envelope.Encode(h)
 	c := Claim{Object: "claim.2f6ZJx3e1YqZ2CkbNvR9Lm", Size: 31457280}
-	c.Encode(h)
+	e := sampleOutcome().Envelope
+	e.Claim = &c
+	e.Encode(h)
 	var buf bytes.Buffer
 	for _, k := range []string{HeaderMsgID, HeaderMailFrom, HeaderRcptTo, HeaderReceivedAt, HeaderClientAddr, HeaderHelo, HeaderProtocol, HeaderClaim, HeaderClaimSize} {
 		for _, v := range h.Values(k) {
@@ -25,6 +27,13 @@ func TestClaimGolden(t *testing.T) {
 	got, ok, err := DecodeClaim(h)
 	if err != nil || !ok || got != c {
 		t.Errorf("round trip: got %+v %v %v, want %+v", got, ok, err, c)
+	}
+	if back, err := DecodeEnvelope(h); err != nil || back.Claim == nil || *back.Claim != c {
+		t.Errorf("envelope round trip: %+v %v", back.Claim, err)
+	}
+	h.Set(HeaderClaimSize, "x")
+	if _, err := DecodeEnvelope(h); !errors.Is(err, ErrBadEnvelope) {
+		t.Errorf("a claim without a size: %v, want a bad envelope", err)
 	}
 }
 

@@ -98,6 +98,10 @@ type Envelope struct {
 	Helo string `json:"helo,omitempty"`
 	// Protocol is "smtp", "lmtp" or "publish".
 	Protocol string `json:"protocol"`
+	// Claim is set for a claimed mail (HeaderClaim): the raw mail is the
+	// object it names, the message data is empty. Nil for every other
+	// mail.
+	Claim *Claim `json:"claim,omitempty"`
 }
 
 // ErrBadEnvelope is wrapped by every error of [DecodeEnvelope].
@@ -119,6 +123,9 @@ func (e Envelope) Encode(h nats.Header) {
 		h.Set(HeaderHelo, e.Helo)
 	}
 	h.Set(HeaderProtocol, e.Protocol)
+	if e.Claim != nil {
+		e.Claim.Encode(h)
+	}
 }
 
 // MailID returns the mail's id from the headers of an input message:
@@ -130,9 +137,10 @@ func MailID(h nats.Header) string {
 	return h.Get(HeaderMsgID)
 }
 
-// DecodeEnvelope reads an envelope from the headers of an input message.
-// It fails, wrapping [ErrBadEnvelope], when the id, the recipients or the
-// receive time are missing or malformed, or an address is not an address.
+// DecodeEnvelope reads an envelope from the headers of an input message,
+// its claim included. It fails, wrapping [ErrBadEnvelope], when the id,
+// the recipients or the receive time are missing or malformed, an address
+// is not an address, or a claim has no valid size.
 func DecodeEnvelope(h nats.Header) (Envelope, error) {
 	bad := func(format string, args ...any) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("%w: %s", ErrBadEnvelope, fmt.Sprintf(format, args...))
@@ -170,6 +178,13 @@ func DecodeEnvelope(h nats.Header) (Envelope, error) {
 		return bad("%s: %v", HeaderReceivedAt, err)
 	}
 	e.ReceivedAt = t.UTC()
+	c, ok, err := DecodeClaim(h)
+	if err != nil {
+		return Envelope{}, err
+	}
+	if ok {
+		e.Claim = &c
+	}
 	return e, nil
 }
 

@@ -20,9 +20,22 @@ type Config struct {
 	// "localhost".
 	Domain string
 	// MaxSize is the largest mail accepted, in bytes; larger mail is
-	// refused with 552 5.3.4. Default 8 MiB, and never more than the NATS
-	// server's max_payload less 64 KiB for the envelope headers.
+	// refused with 552 5.3.4. Default 32 MiB (maddy's default; hosted
+	// inbound services take 30-40 MB). It is not bound by the server's
+	// max_payload: mail above ClaimThreshold travels by claim check.
 	MaxSize int64
+	// ClaimThreshold is the largest mail stored inline, as the data of
+	// its message; larger mail is streamed into the claim bucket
+	// (Names.ClaimBucket) and its message carries only a reference
+	// (contracts.HeaderClaim), so that a transaction never holds more
+	// than this much of a mail in memory. Default 1 MiB, and never more
+	// than the server's max_payload less 64 KiB for the envelope headers
+	// (so 960 KiB on a server with NATS's default max_payload of 1 MiB).
+	// Nearly all mail is far smaller and keeps the one-message path
+	// (one write, group-committed); above it, the object store's extra
+	// round trips (an info lookup, the metadata write) are small beside
+	// the chunks themselves.
+	ClaimThreshold int64
 	// MaxRecipients per transaction. Default 100.
 	MaxRecipients int
 	// PublishTimeout bounds the wait for JetStream's acknowledgement of
@@ -39,7 +52,7 @@ type Config struct {
 	// publish (AllowAtomicPublish, which provisioning always sets), else
 	// mail is stored one by one, with a warning.
 	Batch Batching
-	// Names of the NATS objects; only MailSubject is used.
+	// Names of the NATS objects; MailSubject and ClaimBucket are used.
 	Names contracts.Names
 	// Logger for connection-level errors. Default slog.Default().
 	Logger *slog.Logger
@@ -50,8 +63,8 @@ type Config struct {
 const headerRoom = 64 << 10
 
 // WithDefaults returns c with every unset field at its documented
-// default, and MaxSize capped by maxPayload (the server's max_payload;
-// 0 if unknown).
+// default, and ClaimThreshold capped by maxPayload (the server's
+// max_payload; 0 if unknown).
 func (c Config) WithDefaults(maxPayload int64) Config {
 	if c.SMTPAddr == "" {
 		c.SMTPAddr = "127.0.0.1:2525"
@@ -63,10 +76,13 @@ func (c Config) WithDefaults(maxPayload int64) Config {
 		c.Domain = "localhost"
 	}
 	if c.MaxSize <= 0 {
-		c.MaxSize = 8 << 20
+		c.MaxSize = 32 << 20
 	}
-	if maxPayload > headerRoom && c.MaxSize > maxPayload-headerRoom {
-		c.MaxSize = maxPayload - headerRoom
+	if c.ClaimThreshold <= 0 {
+		c.ClaimThreshold = 1 << 20
+	}
+	if maxPayload > headerRoom && c.ClaimThreshold > maxPayload-headerRoom {
+		c.ClaimThreshold = maxPayload - headerRoom
 	}
 	if c.MaxRecipients <= 0 {
 		c.MaxRecipients = 100

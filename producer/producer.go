@@ -22,6 +22,7 @@ type Producer struct {
 	cfg     Config
 	pub     *Publisher
 	met     metrics
+	claims  claimBucket
 	servers []*smtp.Server
 	lns     []net.Listener
 }

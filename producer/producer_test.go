@@ -51,6 +51,7 @@ type bundle struct {
 	lmtpAddr  string
 	names     contracts.Names
 	streamObj jetstream.Stream // the mail stream, as the operator sees it
+	sys       *systest.Env
 }
 
 func setup(t *testing.T) *bundle { return setupWith(t, options{}) }
@@ -58,7 +59,7 @@ func setup(t *testing.T) *bundle { return setupWith(t, options{}) }
 func setupWith(t *testing.T, o options) *bundle {
 	t.Helper()
 	env := systest.StartWith(t, embedded.Config{MaxPayload: o.maxPayload})
-	b := &bundle{closeSrv: sync.OnceFunc(env.Server.Close)}
+	b := &bundle{closeSrv: sync.OnceFunc(env.Server.Close), sys: env}
 	t.Cleanup(b.closeSrv)
 
 	if err := provision.Run(t.Context(), env.JetStream(t, access.Provisioner), o.provision); err != nil {
@@ -415,34 +416,38 @@ func TestOverSize(t *testing.T) {
 	}
 }
 
-func TestMaxSizeCappedByMaxPayload(t *testing.T) {
+func TestClaimThresholdCappedByMaxPayload(t *testing.T) {
 	const payload = 1 << 20
 	b := setupWith(t, options{maxPayload: payload})
 	want := int64(payload - 64<<10)
-	if got := b.p.Config().MaxSize; got != want {
-		t.Fatalf("MaxSize = %d with max_payload %d, want %d", got, payload, want)
+	if got := b.p.Config().ClaimThreshold; got != want {
+		t.Fatalf("ClaimThreshold = %d with max_payload %d, want %d", got, payload, want)
+	}
+	if got := b.p.Config().MaxSize; got != 32<<20 {
+		t.Errorf("MaxSize = %d with max_payload %d, want the default 32 MiB, not capped", got, payload)
 	}
 	// The cap leaves enough room for the envelope: the largest mail
-	// accepted is stored, even with many recipients.
+	// stored inline is stored, even with many recipients.
 	rcpts := make([]string, 100)
 	for i := range rcpts {
 		rcpts[i] = fmt.Sprintf("recipient-with-a-long-name-%03d@subdomain.example.org", i)
 	}
-	if err := b.sendSMTP(t, "alice@example.com", rcpts, mailOfSize(t, int(want)-1)); err != nil {
-		t.Fatalf("largest mail: %v", err)
+	raw := mailOfSize(t, int(want))
+	if err := b.sendSMTP(t, "alice@example.com", rcpts, raw); err != nil {
+		t.Fatalf("largest inline mail: %v", err)
 	}
-	if n := b.count(t); n != 1 {
-		t.Errorf("stream holds %d mails, want 1", n)
+	if msg, env := b.last(t); !bytes.Equal(msg.Data, raw) || env.Claim != nil {
+		t.Errorf("largest inline mail stored as %d bytes, claim %+v", len(msg.Data), env.Claim)
 	}
 
-	// A smaller configured MaxSize is kept.
-	cfg := producer.Config{MaxSize: 512 << 10}.WithDefaults(payload)
-	if cfg.MaxSize != 512<<10 {
-		t.Errorf("MaxSize 512 KiB became %d", cfg.MaxSize)
+	// A smaller configured threshold is kept.
+	cfg := producer.Config{ClaimThreshold: 512 << 10}.WithDefaults(payload)
+	if cfg.ClaimThreshold != 512<<10 {
+		t.Errorf("ClaimThreshold 512 KiB became %d", cfg.ClaimThreshold)
 	}
-	// An unknown max_payload leaves it alone.
-	if got := (producer.Config{}).WithDefaults(0).MaxSize; got != 8<<20 {
-		t.Errorf("default MaxSize = %d, want 8 MiB", got)
+	// An unknown max_payload leaves the defaults alone.
+	if got := (producer.Config{}).WithDefaults(0); got.ClaimThreshold != 1<<20 || got.MaxSize != 32<<20 {
+		t.Errorf("defaults: ClaimThreshold %d MaxSize %d, want 1 MiB and 32 MiB", got.ClaimThreshold, got.MaxSize)
 	}
 }
 

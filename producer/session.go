@@ -63,34 +63,52 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // stored mail has an envelope workers can decode.
 func validAddress(a string) bool { return contracts.CheckAddress(a) == nil }
 
-// read takes the whole mail. An over-size mail yields go-smtp's
-// ErrDataTooLarge (552 5.3.4).
-func (s *session) read(r io.Reader) ([]byte, error) {
+// read takes the mail up to the claim threshold. A mail that fits is
+// returned whole, with rest nil; a larger one returns the bytes read so
+// far (ClaimThreshold+1 of them) and rest, the reader its remainder
+// comes from, for storeClaim to stream. An over-size mail yields
+// go-smtp's ErrDataTooLarge (552 5.3.4).
+func (s *session) read(r io.Reader) (head []byte, rest io.Reader, err error) {
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r); err != nil {
-		var smtpErr *smtp.SMTPError
-		if errors.As(err, &smtpErr) {
-			if smtpErr.Code == 552 {
-				s.p.met.mail(s.protocol, resultTooLarge)
-			} else {
-				s.p.met.mail(s.protocol, resultReadError)
-			}
-			return nil, smtpErr
-		}
-		s.p.met.mail(s.protocol, resultReadError)
-		return nil, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error reading message"}
+	limit := s.p.cfg.ClaimThreshold + 1
+	if _, err := buf.ReadFrom(io.LimitReader(r, limit)); err != nil {
+		return nil, nil, s.readFailed(err)
 	}
-	return buf.Bytes(), nil
+	if int64(buf.Len()) == limit {
+		return buf.Bytes(), r, nil
+	}
+	return buf.Bytes(), nil, nil
 }
 
-func (s *session) store(raw []byte) error {
-	env := contracts.Envelope{
+// readFailed records why the client's data could not be read and
+// returns the reply: go-smtp's own (552 over MaxSize), else 451.
+func (s *session) readFailed(err error) error {
+	var smtpErr *smtp.SMTPError
+	if errors.As(err, &smtpErr) {
+		if smtpErr.Code == 552 {
+			s.p.met.mail(s.protocol, resultTooLarge)
+		} else {
+			s.p.met.mail(s.protocol, resultReadError)
+		}
+		return smtpErr
+	}
+	s.p.met.mail(s.protocol, resultReadError)
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error reading message"}
+}
+
+// envelope returns the envelope of the transaction's mail.
+func (s *session) envelope() contracts.Envelope {
+	return contracts.Envelope{
 		MailFrom:   s.from,
 		RcptTo:     append([]string(nil), s.rcpts...),
 		ClientAddr: s.client,
 		Helo:       s.conn.Hostname(),
 		Protocol:   s.protocol,
 	}
+}
+
+func (s *session) store(raw []byte) error {
+	env := s.envelope()
 	ctx := context.Background()
 	start := time.Now()
 	if _, err := s.p.pub.Publish(ctx, &env, raw); err != nil {
@@ -104,21 +122,25 @@ func (s *session) store(raw []byte) error {
 	return nil
 }
 
-// Data stores the mail and answers once JetStream acknowledged it.
-func (s *session) Data(r io.Reader) error {
-	raw, err := s.read(r)
+// take reads the mail and stores it: inline up to the claim threshold,
+// by claim check above it.
+func (s *session) take(r io.Reader) error {
+	raw, rest, err := s.read(r)
 	if err != nil {
 		return err
+	}
+	if rest != nil {
+		return s.storeClaim(raw, rest)
 	}
 	return s.store(raw)
 }
 
+// Data stores the mail and answers once JetStream acknowledged it.
+func (s *session) Data(r io.Reader) error { return s.take(r) }
+
 // LMTPData stores the mail once for all recipients and answers each.
 func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
-	raw, err := s.read(r)
-	if err == nil {
-		err = s.store(raw)
-	}
+	err := s.take(r)
 	for _, rcpt := range s.rcpts {
 		status.SetStatus(rcpt, err)
 	}

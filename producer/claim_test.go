@@ -186,4 +186,3 @@ func TestClaimBucketMissing(t *testing.T) {
 		t.Errorf("small mail: %v", err)
 	}
 }
-

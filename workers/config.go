@@ -80,6 +80,17 @@ type Config struct {
 	// name mail.handler chooses them with; one with a built-in name
 	// replaces it. Default none.
 	Handlers map[string]Handler
+	// OrphanAge is how old an object of the claim bucket that no worker
+	// has adopted must be before the orphan collector may take it (a
+	// producer stopped between writing a large mail's body and storing
+	// its message leaves such an object). It is collected only once every
+	// message that could reference it has been delivered: the mail stream
+	// is empty or its oldest message is newer than the object plus
+	// OrphanAge. Far above the producer's publish timeout (5s, with its
+	// retries), since a referencing message is stored within it after the
+	// object. Every worker runs the collector every OrphanAge/4, jittered
+	// (idempotent across replicas). Default 1h.
+	OrphanAge time.Duration
 	// Auth configures DKIM verification and its DNS resolver.
 	Auth auth.Config
 	// Logger receives the worker's log. Default slog.Default().
@@ -118,6 +129,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.TextLimit <= 0 {
 		c.TextLimit = 64 << 10
+	}
+	if c.OrphanAge <= 0 {
+		c.OrphanAge = time.Hour
 	}
 	if c.Release == "" {
 		c.Release = Version

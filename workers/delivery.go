@@ -20,6 +20,11 @@ type delivery struct {
 	// (envErr says why).
 	env    contracts.Envelope
 	envErr error
+	// claim is the reference of a claimed mail (the message data is
+	// empty; the mail is this object), nil for any other. It is read from
+	// the headers even when the envelope is broken, so that the object
+	// is adopted and kept with the dead letter.
+	claim *contracts.Claim
 	// attempt counts deliveries from 1, the attempts used before a hold
 	// included.
 	attempt int
@@ -55,6 +60,9 @@ func (w *Worker) newDelivery(msg jetstream.Msg) *delivery {
 		env = partialEnvelope(msg)
 	}
 	d.env = env
+	if c, ok, _ := contracts.DecodeClaim(msg.Headers()); ok {
+		d.claim = &c
+	}
 	return d
 }
 
@@ -68,11 +76,22 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 	// AckWait, or the server would hand the mail to a second worker.
 	stopProgress := w.keepInProgress(msg)
 	defer stopProgress()
-	v := w.policy.decide(event{step: stepDelivered, err: d.envErr, attempt: d.attempt})
+	// A claimed mail's object is adopted before anything else, so that
+	// it is kept whatever becomes of the mail (claim.go). A NATS failure
+	// to adopt is retried even for a broken envelope, which would
+	// otherwise be dead-lettered with an object the orphan collector may
+	// take.
+	err := d.envErr
+	if aerr := w.adopt(ctx, d); aerr != nil && (err == nil || ClassOf(aerr) != Malformed) {
+		err = aerr
+	}
+	v := w.policy.decide(event{step: stepDelivered, err: err, attempt: d.attempt})
 	var out *contracts.Outcome
 	if v.act == actProcess {
-		var err error
-		out, err = w.pipe.Process(w.dnsContext(ctx, d), w.store.Snapshot(), d.env, msg.Data(), d.attempt)
+		raw, err := w.mailBytes(ctx, d)
+		if err == nil {
+			out, err = w.pipe.Process(w.dnsContext(ctx, d), w.store.Snapshot(), d.env, raw, d.attempt)
+		}
 		v = w.policy.decide(event{step: stepProcessed, err: err, attempt: d.attempt})
 	}
 	w.settle(ctx, d, v, out)

@@ -102,7 +102,11 @@ func (w *Worker) recheck(ctx context.Context, d *delivery) error {
 		return d.envErr
 	}
 	defer w.heldChecks.Add(1)
-	_, err := w.pipe.Evaluate(w.dnsContext(ctx, d), w.store.Snapshot(), d.env, d.msg.Data(), d.attempt)
+	raw, err := w.mailBytes(ctx, d) // a claimed mail is read from its object, each time (claim.go)
+	if err != nil {
+		return err
+	}
+	_, err = w.pipe.Evaluate(w.dnsContext(ctx, d), w.store.Snapshot(), d.env, raw, d.attempt)
 	return err
 }
 

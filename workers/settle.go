@@ -29,6 +29,9 @@ func (w *Worker) settle(ctx context.Context, d *delivery, v verdict, out *contra
 			return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actStore, err: err, attempt: d.attempt}), nil)
 		}
 		w.met.outcome(ctx, string(out.Disposition), time.Since(d.start).Seconds(), ack.Duplicate)
+		if !w.dropClaim(ctx, d) { // a claimed mail's object goes before the ack (claim.go)
+			return true
+		}
 		w.ack(ctx, d, "if the mail is redelivered its outcome is deduplicated")
 	case actRetry:
 		d.logger().Warn("will retry", slog.Any("err", v.cause), slog.Duration("delay", v.delay))

@@ -32,6 +32,8 @@ type Worker struct {
 	cons, heldCons jetstream.Consumer
 	// status is the status bucket; nil when it does not exist.
 	status jetstream.KeyValue
+	// claimBucket holds large mail's bodies (claim.go).
+	claimBucket claimBucket
 	// outcomes group-commits outcome events (one fsync per batch).
 	outcomes *groupcommit.Publisher
 	// maxOutcome is the largest outcome event stored, in bytes.
@@ -130,6 +132,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.store.Start(storeCtx); err != nil {
 		return fmt.Errorf("worker: load flag rules: %w", err)
 	}
+	orphansDone := make(chan struct{}) // the orphan collector ends with Run (orphans.go)
+	go func() { defer close(orphansDone); w.collectOrphans(storeCtx) }()
+	defer func() { stopStore(); <-orphansDone }()
 	// A KV watcher notices a restarted server only after missing
 	// heartbeats (up to ~20s), serving stale rules meanwhile: watch again
 	// as soon as the connection is back.

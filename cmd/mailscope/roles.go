@@ -31,6 +31,7 @@ func addProvisionFlags(fs *flag.FlagSet, c *provision.Config) {
 	fs.Int64Var(&c.DeadMaxBytes, "dead-max-bytes", 1<<30, "size cap of the dead-letter stream; when full new dead letters are refused and their mail is retried")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "how long a worker may hold a mail before redelivery")
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 1000, "mails in flight across all workers")
+	fs.Int64Var(&c.ClaimMaxBytes, "claim-max-bytes", 4<<30, "size cap of the claim bucket (Object Store of mail above the producer's --claim-threshold); when full large mail gets 4xx")
 }
 
 func runProvision(ctx context.Context, args []string, out io.Writer) error {
@@ -51,9 +52,9 @@ func runProvision(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	c = c.WithDefaults()
-	fmt.Fprintf(out, "provisioned: stream %s (%s), consumer %s, stream %s (%s.>), stream %s (%s), bucket %s\n",
+	fmt.Fprintf(out, "provisioned: stream %s (%s), consumer %s, stream %s (%s.>), stream %s (%s), bucket %s, object store %s\n",
 		c.Names.MailStream, c.Names.MailSubject, c.Names.Consumer, c.Names.OutcomeStream, c.Names.OutcomePrefix,
-		c.Names.DeadStream, c.Names.DeadSubject, c.Names.FlagsBucket)
+		c.Names.DeadStream, c.Names.DeadSubject, c.Names.FlagsBucket, c.Names.ClaimBucket)
 	return nil
 }
 
@@ -61,7 +62,8 @@ func addProducerFlags(fs *flag.FlagSet, c *producer.Config) {
 	fs.StringVar(&c.SMTPAddr, "smtp", "127.0.0.1:2525", `SMTP listen address ("-" disables)`)
 	fs.StringVar(&c.LMTPAddr, "lmtp", "127.0.0.1:2424", `LMTP listen address ("-" disables)`)
 	fs.StringVar(&c.Domain, "domain", "localhost", "host name in the greeting")
-	fs.Int64Var(&c.MaxSize, "max-size", 8<<20, "largest mail accepted in bytes (capped by the server's max_payload); larger gets 552 5.3.4")
+	fs.Int64Var(&c.MaxSize, "max-size", 32<<20, "largest mail accepted in bytes; larger gets 552 5.3.4 (mail above --claim-threshold travels through the claim bucket, so max_payload does not bound it)")
+	fs.Int64Var(&c.ClaimThreshold, "claim-threshold", 1<<20, "largest mail stored inline in its message, in bytes (at most the server's max_payload less 64 KiB); larger mail streams into the claim bucket and its message carries a reference")
 	fs.IntVar(&c.MaxRecipients, "max-recipients", 100, "recipients per transaction")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "wait for JetStream's acknowledgement; past it the MTA gets 451")
 	fs.Var(groupCommitFlag{&c.Batch}, "group-commit", "store concurrent transactions' mail as atomic batches sharing one fsync (--group-commit=false stores every mail on its own, one fsync each; see loadtest/README.md)")
@@ -131,6 +133,7 @@ func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", 30*time.Second, "bound on the handler's work for one mail (parsing the body, building the summary)")
 	fs.StringVar(&c.Env, "env", "", "environment matched by env: rules (e.g. staging)")
 	fs.StringVar(&c.Name, "name", "", "worker name in outcomes (default the host name)")
+	fs.DurationVar(&c.OrphanAge, "orphan-age", time.Hour, "age after which a claim-bucket object no worker adopted is collected, once no undelivered message can reference it (checked every orphan-age/4; far above the producer's --publish-timeout)")
 	fs.StringVar(&c.Auth.AuthServID, "authserv-id", "mailscope", "authserv-id of the Authentication-Results value")
 	fs.DurationVar(&c.Auth.Timeout, "dns-timeout", 2*time.Second, "timeout of one DNS query")
 	fs.BoolVar(&c.Auth.StrictAlignment, "strict-alignment", false, "DKIM d= must equal the From domain for trust (default relaxed: same organizational domain)")

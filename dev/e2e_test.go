@@ -356,7 +356,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("oversized mail gets 552 5.3.4", func(t *testing.T) {
-		raw := append(mail(t, "big@example.org", "big", nil, "", ""), bytes.Repeat([]byte("0123456789abcdef\r\n"), 9<<20/18)...)
+		raw := append(mail(t, "big@example.org", "big", nil, "", ""), bytes.Repeat([]byte("0123456789abcdef\r\n"), 33<<20/18)...)
 		err := dev.SendSMTP(b.sys.SMTPAddr, "alice@example.com", []string{"big@example.org"}, raw)
 		var se *smtp.SMTPError
 		if !errors.As(err, &se) || se.Code != 552 || se.EnhancedCode != (smtp.EnhancedCode{5, 3, 4}) {

@@ -100,6 +100,18 @@ func (w *Worker) adopt(ctx context.Context, d *delivery) error {
 	return nil
 }
 
+// claimSlot waits for one of the MaxClaimed slots of claimed mail when d
+// is claimed and returns its release; for any other mail it returns at
+// once. The wait is bounded by the work ahead of it, and the mail is
+// reported in progress meanwhile.
+func (w *Worker) claimSlot(d *delivery) (release func()) {
+	if d.claim == nil {
+		return func() {}
+	}
+	w.claimSlots <- struct{}{}
+	return func() { <-w.claimSlots }
+}
+
 // mailBytes returns d's raw mail: the message data, or for a claimed
 // mail its object, read into a buffer of the object's size.
 func (w *Worker) mailBytes(ctx context.Context, d *delivery) ([]byte, error) {

@@ -263,3 +263,32 @@ func (b *bundle) signedRaw(t *testing.T, sel string, raw []byte) []byte {
 	}
 	return out
 }
+
+// TestMaxClaimed: with one slot for claimed mail, several claimed mails
+// (and inline mail beside them) all get their outcome and leave no
+// object.
+func TestMaxClaimed(t *testing.T) {
+	cfg := testWorker
+	cfg.MaxClaimed = 1
+	b := setup(t, cfg, provision.Config{})
+	var claims []*contracts.Claim
+	for i := range 4 {
+		id := "claimed-" + string(rune('a'+i))
+		c := putClaim(t, b.produce, []byte("From: alice@example.com\r\nSubject: "+id+"\r\n\r\n"+largeBody(1<<20)))
+		claims = append(claims, c)
+		b.publishClaim(t, id, id+"@example.org", c)
+		b.publish(t, "inline-"+id, id+"@example.org", []byte("From: alice@example.com\r\n\r\nsmall\r\n"))
+	}
+	for i := range 4 {
+		id := "claimed-" + string(rune('a'+i))
+		for _, m := range []string{id, "inline-" + id} {
+			if o := b.outcomes.First(t, m); o.Disposition != contracts.Processed {
+				t.Errorf("%s: disposition %s reason %q", m, o.Disposition, o.Reason)
+			}
+		}
+	}
+	systest.WaitDrained(t, b.sys.JS)
+	for _, c := range claims {
+		systest.WaitFor(t, "object "+c.Object+" to be deleted", func() bool { return b.object(t, c.Object) == nil })
+	}
+}

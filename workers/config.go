@@ -91,6 +91,14 @@ type Config struct {
 	// object. Every worker runs the collector every OrphanAge/4, jittered
 	// (idempotent across replicas). Default 1h.
 	OrphanAge time.Duration
+	// MaxClaimed caps the claimed mails (above the producer's claim
+	// threshold, up to its MaxSize: 32 MiB by default) one worker reads
+	// and processes at once, held-mail re-checks included; more wait
+	// their turn, reported in progress. Each holds its whole mail in
+	// memory while processed, so this bounds a worker's memory for
+	// large mail to about MaxClaimed times MaxSize plus garbage
+	// (docs/architecture.md, "Large mail"). Default 4.
+	MaxClaimed int
 	// Auth configures DKIM verification and its DNS resolver.
 	Auth auth.Config
 	// Logger receives the worker's log. Default slog.Default().
@@ -129,6 +137,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.TextLimit <= 0 {
 		c.TextLimit = 64 << 10
+	}
+	if c.MaxClaimed <= 0 {
+		c.MaxClaimed = 4
 	}
 	if c.OrphanAge <= 0 {
 		c.OrphanAge = time.Hour

@@ -88,6 +88,7 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 	v := w.policy.decide(event{step: stepDelivered, err: err, attempt: d.attempt})
 	var out *contracts.Outcome
 	if v.act == actProcess {
+		defer w.claimSlot(d)() // held until settled: the mail is in memory until then
 		raw, err := w.mailBytes(ctx, d)
 		if err == nil {
 			out, err = w.pipe.Process(w.dnsContext(ctx, d), w.store.Snapshot(), d.env, raw, d.attempt)

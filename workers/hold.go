@@ -102,6 +102,7 @@ func (w *Worker) recheck(ctx context.Context, d *delivery) error {
 		return d.envErr
 	}
 	defer w.heldChecks.Add(1)
+	defer w.claimSlot(d)()
 	raw, err := w.mailBytes(ctx, d) // a claimed mail is read from its object, each time (claim.go)
 	if err != nil {
 		return err

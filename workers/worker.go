@@ -32,8 +32,10 @@ type Worker struct {
 	cons, heldCons jetstream.Consumer
 	// status is the status bucket; nil when it does not exist.
 	status jetstream.KeyValue
-	// claimBucket holds large mail's bodies (claim.go).
+	// claimBucket holds large mail's bodies (claim.go); claimSlots
+	// bounds the claimed mails in memory at once (MaxClaimed).
 	claimBucket claimBucket
+	claimSlots  chan struct{}
 	// outcomes group-commits outcome events (one fsync per batch).
 	outcomes *groupcommit.Publisher
 	// maxOutcome is the largest outcome event stored, in bytes.
@@ -64,7 +66,8 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &Worker{cfg: cfg, js: js, log: cfg.Logger, policy: policyOf(cfg), maxOutcome: maxOutcomeBytes(nc)}
+	w := &Worker{cfg: cfg, js: js, log: cfg.Logger, policy: policyOf(cfg), maxOutcome: maxOutcomeBytes(nc),
+		claimSlots: make(chan struct{}, cfg.MaxClaimed)}
 	kv, err := js.KeyValue(ctx, cfg.Names.FlagsBucket)
 	if err != nil {
 		return nil, fmt.Errorf("worker: flag bucket %s: %w", cfg.Names.FlagsBucket, err)

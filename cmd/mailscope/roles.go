@@ -133,6 +133,7 @@ func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", 30*time.Second, "bound on the handler's work for one mail (parsing the body, building the summary)")
 	fs.StringVar(&c.Env, "env", "", "environment matched by env: rules (e.g. staging)")
 	fs.StringVar(&c.Name, "name", "", "worker name in outcomes (default the host name)")
+	fs.IntVar(&c.MaxClaimed, "max-claimed", 4, "claimed mails (above the producer's --claim-threshold, each held whole in memory) processed at once; more wait their turn")
 	fs.DurationVar(&c.OrphanAge, "orphan-age", time.Hour, "age after which a claim-bucket object no worker adopted is collected, once no undelivered message can reference it (checked every orphan-age/4; far above the producer's --publish-timeout)")
 	fs.StringVar(&c.Auth.AuthServID, "authserv-id", "mailscope", "authserv-id of the Authentication-Results value")
 	fs.DurationVar(&c.Auth.Timeout, "dns-timeout", 2*time.Second, "timeout of one DNS query")

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -101,10 +100,8 @@ func (s *session) storeClaim(head []byte, rest io.Reader) error {
 	if err != nil {
 		// Put purged what it had written of the object.
 		if client.err != nil {
-			if errors.Is(client.err, smtp.ErrDataTooLarge) {
-				countClaim(resultTooLarge)
-			} else {
-				countClaim(resultReadError)
+			if _, result := dataError(client.err); result != "" {
+				countClaim(result)
 			}
 			return s.readFailed(client.err)
 		}

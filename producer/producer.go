@@ -2,7 +2,8 @@
 // it on the mail stream. It answers 250 only after JetStream has
 // acknowledged the mail; 451 4.3.0 when it did not (NATS down, timeout,
 // stream full), so the MTA keeps the mail and retries; 552 5.3.4 for mail
-// over the size limit.
+// over the size limit, and the permanent or closing replies of the other
+// limits in docs/smtp.md (line and header sizes, connections, timeouts).
 package producer
 
 import (
@@ -23,8 +24,10 @@ type Producer struct {
 	pub     *Publisher
 	met     metrics
 	claims  claimBucket
+	slots   *connSlots
 	servers []*smtp.Server
-	lns     []net.Listener
+	lns     []net.Listener // the listeners opened
+	served  []net.Listener // what the servers accept from: lns, limited
 }
 
 // New returns a Producer publishing through nc. It does not listen yet.
@@ -36,7 +39,7 @@ func New(cfg Config, nc *nats.Conn) (*Producer, error) {
 	cfg = cfg.WithDefaults(nc.MaxPayload())
 	pub := NewPublisher(js, cfg.Names.MailSubject, cfg.PublishTimeout)
 	pub.useBatching(cfg.Batch)
-	return &Producer{cfg: cfg, pub: pub, met: newMetrics()}, nil
+	return &Producer{cfg: cfg, pub: pub, met: newMetrics(), slots: newConnSlots(cfg.MaxConnections, cfg.MaxClientConnections)}, nil
 }
 
 // Config returns the effective configuration, defaults applied.
@@ -57,8 +60,10 @@ func (p *Producer) Listen() error {
 			p.closeListeners()
 			return fmt.Errorf("producer: listen %s: %w", l.addr, err)
 		}
+		s, guard := p.newServer(l.lmtp)
 		p.lns = append(p.lns, ln)
-		p.servers = append(p.servers, p.newServer(l.lmtp))
+		p.served = append(p.served, &limitedListener{Listener: ln, p: p, protocol: protocolName(l.lmtp), guard: guard})
+		p.servers = append(p.servers, s)
 	}
 	return nil
 }
@@ -67,7 +72,14 @@ func (p *Producer) closeListeners() {
 	for _, ln := range p.lns {
 		ln.Close()
 	}
-	p.lns, p.servers = nil, nil
+	p.lns, p.served, p.servers = nil, nil, nil
+}
+
+func protocolName(lmtp bool) string {
+	if lmtp {
+		return "lmtp"
+	}
+	return "smtp"
 }
 
 // Addr returns the bound address of the SMTP (lmtp=false) or LMTP
@@ -81,23 +93,44 @@ func (p *Producer) Addr(lmtp bool) string {
 	return ""
 }
 
-func (p *Producer) newServer(lmtp bool) *smtp.Server {
-	protocol := "smtp"
-	if lmtp {
-		protocol = "lmtp"
-	}
+// newServer returns the go-smtp server of one protocol and the
+// configuration of its connections' guards, which enforce the limits
+// go-smtp does not (docs/smtp.md).
+func (p *Producer) newServer(lmtp bool) (*smtp.Server, *guardConfig) {
+	protocol := protocolName(lmtp)
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{p: p, protocol: protocol, client: c.Conn().RemoteAddr().String(), conn: c}, nil
 	}))
 	s.LMTP = lmtp
 	s.Domain = p.cfg.Domain
-	s.MaxMessageBytes = p.cfg.MaxSize
+	// go-smtp's DATA reader refuses a mail of exactly MaxMessageBytes:
+	// it fails as soon as that many bytes are read, before it can see
+	// the terminating dot. So go-smtp is given one byte more, the
+	// session's reader enforces MaxSize exactly, Mail checks the SIZE
+	// parameter against MaxSize, and the guard advertises SIZE MaxSize.
+	s.MaxMessageBytes = p.cfg.MaxSize + 1
 	s.MaxRecipients = p.cfg.MaxRecipients
-	s.ReadTimeout = p.cfg.ReadTimeout
+	// go-smtp's line limit covers commands and DATA alike, and answers a
+	// long DATA line with 451; the guard limits command lines and the
+	// session's reader content lines instead.
+	s.MaxLineLength = 0
+	s.ReadTimeout = p.cfg.CommandTimeout
 	s.WriteTimeout = p.cfg.WriteTimeout
 	s.EnableSMTPUTF8 = true
 	s.ErrorLog = slogPrinter{p.cfg.Logger}
-	return s
+	sizeLines := map[string][]byte{}
+	for _, sep := range []string{"-", " "} {
+		sizeLines[fmt.Sprintf("250%sSIZE %d\r\n", sep, s.MaxMessageBytes)] = fmt.Appendf(nil, "250%sSIZE %d\r\n", sep, p.cfg.MaxSize)
+	}
+	return s, &guardConfig{
+		maxCommandLine: p.cfg.MaxCommandLine,
+		dataTimeout:    p.cfg.DataTimeout,
+		idleTimeout:    p.cfg.IdleTimeout,
+		writeTimeout:   p.cfg.WriteTimeout,
+		domain:         p.cfg.Domain,
+		sizeLines:      sizeLines,
+		event:          func(result string) { p.met.mail(protocol, result) },
+	}
 }
 
 // Run serves until ctx is done, then stops accepting, lets transactions
@@ -118,7 +151,7 @@ func (p *Producer) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Serve(p.lns[i]); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+			if err := s.Serve(p.served[i]); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 				errc <- err
 			}
 		}()

@@ -3,7 +3,6 @@ package producer
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"time"
@@ -43,9 +42,13 @@ func (s *session) Reset() {
 
 func (s *session) Logout() error { return nil }
 
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if from != "" && !validAddress(from) {
 		return errBadAddress
+	}
+	if opts != nil && opts.Size > s.p.cfg.MaxSize {
+		s.p.met.mail(s.protocol, resultTooLarge)
+		return errTooLarge
 	}
 	s.from = from
 	return nil
@@ -63,12 +66,14 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // stored mail has an envelope workers can decode.
 func validAddress(a string) bool { return contracts.CheckAddress(a) == nil }
 
-// read takes the mail up to the claim threshold. A mail that fits is
-// returned whole, with rest nil; a larger one returns the bytes read so
-// far (ClaimThreshold+1 of them) and rest, the reader its remainder
-// comes from, for storeClaim to stream. An over-size mail yields
-// go-smtp's ErrDataTooLarge (552 5.3.4).
+// read takes the mail up to the claim threshold, within the limits of
+// datalimits.go. A mail that fits is returned whole, with rest nil; a
+// larger one returns the bytes read so far (ClaimThreshold+1 of them)
+// and rest, the (still limited) reader its remainder comes from, for
+// storeClaim to stream. A mail it cannot take gets the reply of
+// dataError.
 func (s *session) read(r io.Reader) (head []byte, rest io.Reader, err error) {
+	r = newLimitedData(r, s.p.cfg.dataLimits())
 	var buf bytes.Buffer
 	limit := s.p.cfg.ClaimThreshold + 1
 	if _, err := buf.ReadFrom(io.LimitReader(r, limit)); err != nil {
@@ -81,19 +86,13 @@ func (s *session) read(r io.Reader) (head []byte, rest io.Reader, err error) {
 }
 
 // readFailed records why the client's data could not be read and
-// returns the reply: go-smtp's own (552 over MaxSize), else 451.
+// returns the reply (dataError).
 func (s *session) readFailed(err error) error {
-	var smtpErr *smtp.SMTPError
-	if errors.As(err, &smtpErr) {
-		if smtpErr.Code == 552 {
-			s.p.met.mail(s.protocol, resultTooLarge)
-		} else {
-			s.p.met.mail(s.protocol, resultReadError)
-		}
-		return smtpErr
+	reply, result := dataError(err)
+	if result != "" {
+		s.p.met.mail(s.protocol, result)
 	}
-	s.p.met.mail(s.protocol, resultReadError)
-	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error reading message"}
+	return reply
 }
 
 // envelope returns the envelope of the transaction's mail.

@@ -407,10 +407,7 @@ func TestOverSize(t *testing.T) {
 		t.Errorf("stream holds %d mails after LMTP over-size, want 1", n)
 	}
 
-	// Just under the limit goes through. (A mail of exactly MaxSize
-	// bytes is refused by go-smtp v0.25.1's DATA reader, although SIZE
-	// advertises MaxSize: its limit check fires before it sees the
-	// terminating dot. See the report.)
+	// Just under the limit goes through (exactly MaxSize: TestExactSize).
 	if err := b.sendSMTP(t, "alice@example.com", []string{"bob@example.org"}, mailOfSize(t, max-1)); err != nil {
 		t.Errorf("mail of MaxSize-1 bytes: %v", err)
 	}

@@ -66,6 +66,17 @@ func addProducerFlags(fs *flag.FlagSet, c *producer.Config) {
 	fs.Int64Var(&c.ClaimThreshold, "claim-threshold", 1<<20, "largest mail stored inline in its message, in bytes (at most the server's max_payload less 64 KiB); larger mail streams into the claim bucket and its message carries a reference")
 	fs.IntVar(&c.MaxRecipients, "max-recipients", 100, "recipients per transaction")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "wait for JetStream's acknowledgement; past it the MTA gets 451")
+	// SMTP limits and timeouts (docs/smtp.md).
+	fs.IntVar(&c.MaxCommandLine, "max-command-line", 2000, "longest command line in bytes with its CRLF; longer gets 500 5.5.2")
+	fs.IntVar(&c.MaxDataLine, "max-data-line", 1<<20, "longest line of a mail in bytes with its CRLF; longer gets 554 5.6.0")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 1<<20, "largest header section of a mail in bytes; larger gets 554 5.6.0")
+	fs.IntVar(&c.MaxHeaderFields, "max-header-fields", 1000, "most header fields in a mail; more gets 554 5.6.0")
+	fs.IntVar(&c.MaxConnections, "max-connections", 1000, "connections open at once, SMTP and LMTP together; more get 421 4.7.0")
+	fs.IntVar(&c.MaxClientConnections, "max-client-connections", 250, "connections open at once from one IPv4 address or IPv6 /64 (loopback included); more get 421 4.7.0")
+	fs.DurationVar(&c.CommandTimeout, "command-timeout", 5*time.Minute, "wait for each command line; past it 421 4.4.2 and the connection is closed")
+	fs.DurationVar(&c.DataTimeout, "data-timeout", 10*time.Minute, "bound on one mail's whole content (354 to the final dot, or a BDAT chunk); past it 421 4.4.2, closed")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 15*time.Minute, "bound on a connection's time without completing a mail; past it 421 4.4.2, closed")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", time.Minute, "bound on writing each reply, and the shutdown grace for open transactions")
 	fs.Var(groupCommitFlag{&c.Batch}, "group-commit", "store concurrent transactions' mail as atomic batches sharing one fsync (--group-commit=false stores every mail on its own, one fsync each; see loadtest/README.md)")
 }
 

@@ -146,6 +146,11 @@ func (g *guard) readFailed(err error, cause string) error {
 		resultDataTimeout: "Timeout reading the message", resultIdleTimeout: "Connection idle too long"}[cause]
 	g.cfg.event(cause)
 	g.writeReply(fmt.Sprintf("421 4.4.2 %s %s, closing connection\r\n", g.cfg.domain, what))
+	// FIN right after the reply, so that a client still sending reads
+	// the 421 before the reset its unread bytes cause on Close.
+	if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
 	g.Conn.Close()
 	return err
 }

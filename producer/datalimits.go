@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -71,12 +72,44 @@ func (d *limitedData) Read(p []byte) (int, error) {
 		return 0, d.err
 	}
 	n, err := d.r.Read(p)
-	for i, c := range p[:n] {
-		if d.err = d.step(c); d.err != nil {
+	b := p[:n]
+	for i := 0; d.inHeader && i < len(b); i++ {
+		if d.err = d.step(b[i]); d.err != nil {
 			return i, d.err
+		}
+		if !d.inHeader {
+			b = b[i+1:]
+		}
+	}
+	if !d.inHeader {
+		if d.err = d.body(b); d.err != nil {
+			return 0, d.err
 		}
 	}
 	return n, err
+}
+
+// body accounts for b, all of it after the header section: only the
+// size and line lengths matter there, found a line at a time.
+func (d *limitedData) body(b []byte) error {
+	if d.size += int64(len(b)); d.size > d.lim.maxSize {
+		return errTooLarge
+	}
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			d.lineLen += len(b)
+			break
+		}
+		if d.lineLen+i+1 > d.lim.maxLine {
+			return errDataLineTooLong
+		}
+		d.lineLen, b = 0, b[i+1:]
+	}
+	if d.lineLen > d.lim.maxLine {
+		return errDataLineTooLong
+	}
+	return nil
 }
 
 // step accounts for one byte and returns the limit it breaks, if any.

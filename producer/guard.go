@@ -185,7 +185,16 @@ func (g *guard) scanLocked() {
 // scanData runs the end-of-data scan over b and returns how much of it
 // is content (all of it, or up to and with the terminating ".\r\n").
 func (g *guard) scanData(b []byte) int {
-	for i, c := range b {
+	for i := 0; i < len(b); i++ {
+		if g.dot == dotData {
+			// Inside a line only a CR matters: skip to it.
+			j := bytes.IndexByte(b[i:], '\r')
+			if j < 0 {
+				return len(b)
+			}
+			i += j
+		}
+		c := b[i]
 		switch g.dot {
 		case dotBeginLine:
 			switch c {

@@ -88,18 +88,20 @@ type Config struct {
 	// nothing stored.
 	MaxHeaderFields int
 	// MaxConnections caps the connections open at once, SMTP and LMTP
-	// together. Default 1000, below the common 1024 open-file limit, so
-	// the producer refuses cleanly instead of failing to accept. A
+	// together. Default 1000: an idle connection costs about 20 KiB
+	// (goroutine, buffers), so 1000 stay within a few tens of MiB of the
+	// producer pod's 512 MiB, leaving the rest to the mail being read. A
 	// connection over it is answered 421 4.7.0 and closed.
 	MaxConnections int
 	// MaxClientConnections caps the connections open at once from one
 	// client: one IPv4 address, or one IPv6 /64 (a single host usually
-	// owns a whole /64). Loopback is not exempt. Default 250: a quarter
-	// of MaxConnections, so one runaway client leaves most of the
-	// capacity to others, yet more than ten times the 20 parallel
-	// deliveries Postfix opens to one destination by default (the MTA in
-	// front of the producer is usually its only client). A connection
-	// over it is answered 421 4.7.0 and closed.
+	// owns a whole /64). Loopback is not exempt. Default 500, half of
+	// MaxConnections as Postfix's defaults have it (50 per client of 100
+	// processes), so one runaway client leaves half the capacity to the
+	// others; that is 25 times the 20 parallel deliveries Postfix opens
+	// to one destination by default (the MTA in front of the producer
+	// is usually its only client). A connection over it is answered
+	// 421 4.7.0 and closed.
 	MaxClientConnections int
 	// Batch configures group commit: the mails of concurrent
 	// transactions are stored as one atomic batch, sharing the server's
@@ -175,7 +177,7 @@ func (c Config) WithDefaults(maxPayload int64) Config {
 		c.MaxConnections = 1000
 	}
 	if c.MaxClientConnections <= 0 {
-		c.MaxClientConnections = 250
+		c.MaxClientConnections = 500
 	}
 	c.Names = c.Names.WithDefaults()
 	if c.Logger == nil {

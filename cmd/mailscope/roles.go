@@ -72,7 +72,7 @@ func addProducerFlags(fs *flag.FlagSet, c *producer.Config) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 1<<20, "largest header section of a mail in bytes; larger gets 554 5.6.0")
 	fs.IntVar(&c.MaxHeaderFields, "max-header-fields", 1000, "most header fields in a mail; more gets 554 5.6.0")
 	fs.IntVar(&c.MaxConnections, "max-connections", 1000, "connections open at once, SMTP and LMTP together; more get 421 4.7.0")
-	fs.IntVar(&c.MaxClientConnections, "max-client-connections", 250, "connections open at once from one IPv4 address or IPv6 /64 (loopback included); more get 421 4.7.0")
+	fs.IntVar(&c.MaxClientConnections, "max-client-connections", 500, "connections open at once from one IPv4 address or IPv6 /64 (loopback included); more get 421 4.7.0")
 	fs.DurationVar(&c.CommandTimeout, "command-timeout", 5*time.Minute, "wait for each command line; past it 421 4.4.2 and the connection is closed")
 	fs.DurationVar(&c.DataTimeout, "data-timeout", 10*time.Minute, "bound on one mail's whole content (354 to the final dot, or a BDAT chunk); past it 421 4.4.2, closed")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 15*time.Minute, "bound on a connection's time without completing a mail; past it 421 4.4.2, closed")

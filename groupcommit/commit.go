@@ -80,8 +80,10 @@ func (b *batcher) alone(batch []*request) {
 }
 
 // store publishes batch as one atomic batch, trying again (with the same
-// dedup ids, under a new batch id) after a timeout or a missing
-// responder, and returns one acknowledgement per message.
+// dedup ids, under a new batch id) after a timeout, a missing responder
+// or a lost connection, and returns one acknowledgement per message. The
+// wait for the commit's answer ends at Config.Timeout, or as soon as the
+// connection is lost.
 func (b *batcher) store(batch []*request) ([]jetstream.PubAck, error) {
 	var err error
 	for try := 0; try < b.cfg.Tries; try++ {
@@ -146,10 +148,9 @@ func (b *batcher) send(batch []*request) ([]jetstream.PubAck, error) {
 		}
 	}
 	m.Header[hdrBatchCommit] = commitValue
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
+	ctx, finish := b.p.conn.attempt(context.Background(), b.cfg.Timeout)
 	resp, err := nc.RequestMsgWithContext(ctx, m)
-	cancel()
-	if err != nil {
+	if err = finish(err); err != nil {
 		return nil, err
 	}
 	return batchAcks(resp.Data, batchID[0], len(batch))

@@ -37,12 +37,27 @@ type Config struct {
 	// in memory while it commits.
 	MaxBytes int
 	// Timeout bounds the wait for one acknowledgement: of a single
-	// publish, or of a batch's commit. Default 5 seconds.
+	// publish, or of a batch's commit. The wait also ends as soon as the
+	// connection is lost: the answer is lost with it. Default 5 seconds.
 	Timeout time.Duration
 	// Tries is how many attempts a single publish or a batch gets, with
 	// the same dedup ids, after a timeout or a missing responder (an
 	// answer from the server is never tried again). Default 2.
 	Tries int
+	// RetryFor, when positive, makes Publish try a message again, with
+	// the same dedup id, after a store that failed for a reason that may
+	// pass (Retryable: a timeout, no responders, the connection down or
+	// lost while waiting for the answer), with a short backoff (20ms
+	// doubling to 500ms, jittered ±50%, and at once when a lost
+	// connection is back), until RetryFor has passed since the call;
+	// then the last error is returned. Each attempt is still bounded by
+	// Timeout (and, for a single publish, Tries). A message stored by an
+	// attempt whose answer was lost is acknowledged as a duplicate by
+	// the next, which is success. Default 0: no retry beyond Tries. The
+	// producer sets it to its publish timeout, so that a nats-server
+	// restart or a stream leader change inside it costs the SMTP client
+	// a delay, not a 451.
+	RetryFor time.Duration
 	// Name is the "publisher" attribute of the Publisher's metrics, e.g.
 	// "producer" or "worker". Default "groupcommit".
 	Name string

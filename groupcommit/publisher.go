@@ -16,6 +16,7 @@ type Publisher struct {
 	batch *batcher // nil: every message alone
 	stats counters
 	met   *metrics
+	conn  *connWatch
 }
 
 // New returns a Publisher that group-commits concurrent Publish calls:
@@ -41,7 +42,7 @@ func Single(js jetstream.JetStream, cfg Config) *Publisher {
 
 func newPublisher(js jetstream.JetStream, cfg Config) *Publisher {
 	cfg = cfg.WithDefaults()
-	return &Publisher{js: js, cfg: cfg, met: newMetrics(cfg.Name)}
+	return &Publisher{js: js, cfg: cfg, met: newMetrics(cfg.Name), conn: watchConn(js.Conn())}
 }
 
 // Config returns the Publisher's configuration, defaults applied.
@@ -52,13 +53,24 @@ func (p *Publisher) Config() Config { return p.cfg }
 // fsynced, where the server is so configured. With group commit that is
 // the acknowledgement of its batch, with the message's own sequence. A
 // message the server recognises as a duplicate of a stored one is
-// acknowledged with Duplicate set and the stored one's sequence. The
+// acknowledged with Duplicate set and the stored one's sequence: it is
+// stored, and no error. With Config.RetryFor, a store that failed for a
+// reason that may pass (see Retryable) is tried again with the same id
+// until RetryFor has passed since the call (see Config.RetryFor). The
 // error wraps ErrNotStored when the message is not known to be stored;
 // when ctx ends first the message may still be stored, as with any
 // publish whose acknowledgement is not waited for, and a retry with the
 // same id stores it once. msg's headers are not modified, and batch
 // headers in them are never sent. Safe for concurrent use.
 func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg, id string) (*jetstream.PubAck, error) {
+	if p.cfg.RetryFor <= 0 {
+		return p.publishOnce(ctx, msg, id)
+	}
+	return p.publishRetrying(ctx, msg, id)
+}
+
+// publishOnce stores msg in its batch, or alone.
+func (p *Publisher) publishOnce(ctx context.Context, msg *nats.Msg, id string) (*jetstream.PubAck, error) {
 	if b := p.batch; b != nil && !b.bypassed() {
 		return b.publish(ctx, msg, id)
 	}

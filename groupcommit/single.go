@@ -10,8 +10,9 @@ import (
 
 // publishOne publishes msg on its own with Nats-Msg-Id id, trying
 // Config.Tries times with the same id, so that a retry after a lost
-// acknowledgement is stored once (and acknowledged as a duplicate). The
-// returned error wraps ErrNotStored.
+// acknowledgement is stored once (and acknowledged as a duplicate). An
+// attempt ends at Config.Timeout, or as soon as the connection is lost.
+// The returned error wraps ErrNotStored.
 func (p *Publisher) publishOne(ctx context.Context, msg *nats.Msg, id string) (*jetstream.PubAck, error) {
 	p.stats.alone.Add(1)
 	m := msg
@@ -26,9 +27,9 @@ func (p *Publisher) publishOne(ctx context.Context, msg *nats.Msg, id string) (*
 	var err error
 	for try := 0; try < p.cfg.Tries; try++ {
 		var ack *jetstream.PubAck
-		pctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+		pctx, finish := p.conn.attempt(ctx, p.cfg.Timeout)
 		ack, err = p.js.PublishMsg(pctx, m)
-		cancel()
+		err = finish(err)
 		if err == nil {
 			return ack, nil
 		}

@@ -17,11 +17,14 @@ type Stats struct {
 	// Failed counts batches that failed as a whole: every message in
 	// them was answered with an error wrapping ErrNotStored.
 	Failed int64
+	// Retries counts the attempts Publish made again under
+	// Config.RetryFor after a retryable failure.
+	Retries int64
 }
 
 // counters are the live Stats.
 type counters struct {
-	batches, batchedMails, alone, fallbacks, failed atomic.Int64
+	batches, batchedMails, alone, fallbacks, failed, retries atomic.Int64
 }
 
 // Stats returns how p has stored its messages so far.
@@ -32,5 +35,6 @@ func (p *Publisher) Stats() Stats {
 		Alone:        p.stats.alone.Load(),
 		Fallbacks:    p.stats.fallbacks.Load(),
 		Failed:       p.stats.failed.Load(),
+		Retries:      p.stats.retries.Load(),
 	}
 }

@@ -110,11 +110,18 @@ func (s *session) store(raw []byte) error {
 	env := s.envelope()
 	ctx := context.Background()
 	start := time.Now()
-	if _, err := s.p.pub.Publish(ctx, &env, raw); err != nil {
+	ack, err := s.p.pub.Publish(ctx, &env, raw)
+	if err != nil {
 		s.p.met.mail(s.protocol, resultUnavailable)
 		s.p.cfg.Logger.Warn("mail not stored; client told to retry", slog.String("protocol", s.protocol),
 			slog.String("client", s.client), slog.String("id", env.ID), slog.Any("err", err))
 		return errTempUnavailable
+	}
+	if ack.Duplicate {
+		// A resend of a mail stored before (its 250 was lost): the same
+		// content id, stored once.
+		s.p.cfg.Logger.Info("mail stored before; resend answered 250", slog.String("protocol", s.protocol),
+			slog.String("client", s.client), slog.String("id", env.ID), slog.Uint64("seq", ack.Sequence))
 	}
 	s.p.met.published(s.protocol, start)
 	s.p.met.mail(s.protocol, resultStored)

@@ -178,7 +178,7 @@ func stored(t *testing.T, js jetstream.JetStream, seq uint64) (*jetstream.RawStr
 	return msg, env
 }
 
-var storedLine = regexp.MustCompile(`: stored as (\S+) \(stream (\S+) seq (\d+)\)`)
+var storedLine = regexp.MustCompile(`: (?:already )?stored as (\S+) \(stream (\S+) seq (\d+)\)`)
 
 // storedSeqs parses publish's output lines into sequence numbers.
 func storedSeqs(t *testing.T, out string) []uint64 {
@@ -383,14 +383,24 @@ func TestPublish(t *testing.T) {
 		t.Errorf("printed id %s stream %s, stored id %s", m[1], m[2], env.ID)
 	}
 
-	// Several files, and - for stdin, with the null sender.
+	// Several files, and - for stdin, with the null sender. The same
+	// bytes to the same envelope are one mail (its content id): stored
+	// once, unless --new-id asks for another copy.
 	in := run(t, dir, nil, raw, "publish", "--nats", url, "--nats-nkey", producerKey, "--to", "dave@example.com", mail, "-")
 	if in.code != 0 {
 		t.Fatalf("publish FILE -: exit %d: %s", in.code, in.stderr)
 	}
 	seqs = storedSeqs(t, in.stdout)
-	if len(seqs) != 2 {
-		t.Fatalf("two inputs, %d stored lines: %q", len(seqs), in.stdout)
+	if len(seqs) != 2 || seqs[0] != seqs[1] || !strings.Contains(in.stdout, "already stored as") {
+		t.Fatalf("the same mail twice: stored lines %v, want one sequence twice, the second already stored: %q", seqs, in.stdout)
+	}
+	again := run(t, dir, nil, raw, "publish", "--nats", url, "--nats-nkey", producerKey, "--to", "dave@example.com", "--new-id", mail, "-")
+	if again.code != 0 {
+		t.Fatalf("publish --new-id FILE -: exit %d: %s", again.code, again.stderr)
+	}
+	seqs = append(seqs, storedSeqs(t, again.stdout)...)
+	if len(seqs) != 4 || seqs[2] == seqs[3] || seqs[2] == seqs[0] || strings.Contains(again.stdout, "already") {
+		t.Fatalf("--new-id: sequences %v, want two new copies: %q", seqs, again.stdout)
 	}
 	for _, seq := range seqs {
 		msg, env := stored(t, js, seq)

@@ -19,6 +19,7 @@ func runPublish(ctx context.Context, args []string, out io.Writer) error {
 	nf := addNATSFlags(fs)
 	from := fs.String("from", "", "envelope sender (empty: the null sender <>)")
 	to := fs.String("to", "", "envelope recipients, comma-separated (required)")
+	newID := fs.Bool("new-id", false, "store each FILE under a new random mail id (default: its content id, so the same FILE to the same envelope inside the mail stream's duplicate window is stored once; --new-id makes a deliberate second copy)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: mailscope publish --to RCPT[,RCPT] [flags] FILE... (- reads stdin)")
 		fs.PrintDefaults()
@@ -62,9 +63,16 @@ func runPublish(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		env := contracts.Envelope{MailFrom: *from, RcptTo: rcpts, Protocol: "publish"}
+		if *newID {
+			env.ID = producer.NewID()
+		}
 		ack, err := pub.Publish(ctx, &env, raw)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
+		}
+		if ack.Duplicate {
+			fmt.Fprintf(out, "%s: already stored as %s (stream %s seq %d): the same mail to the same envelope is stored once (--new-id stores another copy)\n", name, env.ID, ack.Stream, ack.Sequence)
+			continue
 		}
 		fmt.Fprintf(out, "%s: stored as %s (stream %s seq %d)\n", name, env.ID, ack.Stream, ack.Sequence)
 	}

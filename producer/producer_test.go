@@ -482,7 +482,9 @@ func TestStreamFull(t *testing.T) {
 			t.Fatalf("a 4 KiB stream took %d mails of 1 KiB", stored)
 		}
 		start := time.Now()
-		err := b.sendSMTP(t, "alice@example.com", []string{"bob@example.org"}, raw)
+		// A recipient of its own per send: each is a distinct mail (the
+		// same bytes to the same envelope are one, stored once).
+		err := b.sendSMTP(t, "alice@example.com", []string{fmt.Sprintf("bob%d@example.org", stored)}, raw)
 		if err == nil {
 			stored++
 			continue
@@ -582,16 +584,28 @@ func TestPublisherDedup(t *testing.T) {
 		t.Error("Publish did not set ReceivedAt")
 	}
 
-	// An empty id is filled in, and differs per mail.
-	e1 := contracts.Envelope{RcptTo: []string{"bob@example.org"}, Protocol: "publish"}
-	e2 := e1
-	for _, e := range []*contracts.Envelope{&e1, &e2} {
-		if _, err := pub.Publish(t.Context(), e, raw); err != nil {
+	// An empty id is filled in with the content id: the same for the
+	// same bytes to the same envelope (recipients in any order), which
+	// is then stored once, and another for any other mail.
+	e1 := contracts.Envelope{RcptTo: []string{"bob@example.org", "carol@example.net"}, Protocol: "publish"}
+	e2 := contracts.Envelope{RcptTo: []string{"carol@example.net", "bob@example.org"}, Protocol: "publish"}
+	e3 := contracts.Envelope{RcptTo: []string{"bob@example.org"}, Protocol: "publish"}
+	var acks []*jetstream.PubAck
+	for _, e := range []*contracts.Envelope{&e1, &e2, &e3} {
+		ack, err := pub.Publish(t.Context(), e, raw)
+		if err != nil {
 			t.Fatal(err)
 		}
+		acks = append(acks, ack)
 	}
-	if e1.ID == "" || e1.ID == e2.ID {
-		t.Errorf("ids %q and %q, want two distinct ids", e1.ID, e2.ID)
+	if want := contracts.ContentID("", e1.RcptTo, raw); e1.ID != want || e2.ID != want {
+		t.Errorf("ids %q and %q, want both the content id %q", e1.ID, e2.ID, want)
+	}
+	if !acks[1].Duplicate || acks[1].Sequence != acks[0].Sequence {
+		t.Errorf("the same mail again: ack %+v, want a duplicate of seq %d", acks[1], acks[0].Sequence)
+	}
+	if e3.ID == "" || e3.ID == e1.ID || acks[2].Duplicate {
+		t.Errorf("another envelope: id %q (first %q), ack %+v, want a new mail", e3.ID, e1.ID, acks[2])
 	}
 	if n := b.count(t); n != 3 {
 		t.Errorf("stream holds %d mails, want 3", n)

@@ -45,14 +45,30 @@ type Config struct {
 	// stream, retried, instead of an older dead letter being dropped.
 	// Default 1 GiB.
 	DeadMaxBytes int64
-	// DuplicateWindow is the de-duplication window of the mail and dead-letter streams: a
-	// message whose Nats-Msg-Id was seen within it is stored once.
-	// Default 2 minutes.
+	// DuplicateWindow is the de-duplication window of the mail stream: a
+	// mail whose id (its content id: envelope and bytes) was stored
+	// within it is stored once, also after a worker acked and so removed
+	// it (the server's dedup map outlives the message). It must cover an
+	// MTA's resend of a mail whose 250 it never saw: Postfix retries
+	// after 5 minutes, then 10, 20, 40 (cumulative 75), Exim and sendmail
+	// every 15 to 30 minutes. Each entry costs the server 105 to 130 bytes
+	// of memory per stream replica: 0.35 to 0.45 GiB an hour at 1,000 mails/s
+	// (docs/performance.md, "Duplicate windows"). Default 1 hour.
 	DuplicateWindow time.Duration
 	// OutcomeDuplicateWindow is the de-duplication window of the outcome
-	// stream: a mail processed again within it (a lost ack) still has one
-	// outcome. Default 10 minutes, twice the workers' longest backoff.
+	// stream: a mail processed again within it (a lost ack, a
+	// redelivery, a resend stored again) still has one outcome. It must
+	// be at least DuplicateWindow plus the longest redelivery span
+	// (RedeliverySpan); Run refuses a shorter one. Default
+	// DuplicateWindow + RedeliverySpan (1h10m).
 	OutcomeDuplicateWindow time.Duration
+	// DeadDuplicateWindow is the de-duplication window of the
+	// dead-letter stream, whose Nats-Msg-Id is the mail id: a dead letter
+	// stored again (a lost term, a crash between the dead outcome and
+	// the term) is stored once. Like OutcomeDuplicateWindow it must be at
+	// least DuplicateWindow plus RedeliverySpan. Default
+	// DuplicateWindow + RedeliverySpan (1h10m).
+	DeadDuplicateWindow time.Duration
 	// AckWait is how long a worker may hold a mail before it is
 	// redelivered. Default 30 seconds.
 	AckWait time.Duration
@@ -80,6 +96,14 @@ type Config struct {
 	StatusTTL time.Duration
 }
 
+// RedeliverySpan is how long after its first store a mail may still be
+// processed again by the workers with their defaults: up to 2 ×
+// MaxAttempts (10) deliveries, each held up to AckWait (30s), with
+// backoffs of 1s doubling (capped at 5m) between some of them, is under
+// 10 minutes. The outcome and dead-letter windows are the mail window
+// plus this span.
+const RedeliverySpan = 10 * time.Minute
+
 // WithDefaults returns c with every unset field at its documented default.
 func (c Config) WithDefaults() Config {
 	c.Names = c.Names.WithDefaults()
@@ -102,10 +126,13 @@ func (c Config) WithDefaults() Config {
 		c.DeadMaxBytes = 1 << 30
 	}
 	if c.DuplicateWindow == 0 {
-		c.DuplicateWindow = 2 * time.Minute
+		c.DuplicateWindow = time.Hour
 	}
 	if c.OutcomeDuplicateWindow == 0 {
-		c.OutcomeDuplicateWindow = 10 * time.Minute
+		c.OutcomeDuplicateWindow = c.DuplicateWindow + RedeliverySpan
+	}
+	if c.DeadDuplicateWindow == 0 {
+		c.DeadDuplicateWindow = c.DuplicateWindow + RedeliverySpan
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
@@ -247,7 +274,7 @@ func (c Config) DeadStream() jetstream.StreamConfig {
 		Discard:     jetstream.DiscardNew,
 		MaxMsgSize:  c.MaxMsgSize,
 		Replicas:    c.Replicas,
-		Duplicates:  c.DuplicateWindow,
+		Duplicates:  c.DeadDuplicateWindow,
 	}
 }
 
@@ -314,6 +341,9 @@ func (c Config) ClaimBucket() jetstream.ObjectStoreConfig {
 // object.
 func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.WithDefaults()
+	if err := c.checkWindows(); err != nil {
+		return err
+	}
 	for _, sc := range []jetstream.StreamConfig{c.MailStream(), c.HeldStream(), c.OutcomeStream(), c.DeadStream()} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
@@ -335,6 +365,23 @@ func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
 	}
 	if _, err := js.CreateOrUpdateObjectStore(ctx, c.ClaimBucket()); err != nil {
 		return fmt.Errorf("provision object store %s: %w", c.Names.ClaimBucket, err)
+	}
+	return nil
+}
+
+// checkWindows refuses outcome or dead-letter windows shorter than the
+// mail window: a resend stored again inside the mail window, or
+// processed again after it, would then get a second outcome or dead
+// letter.
+func (c Config) checkWindows() error {
+	for _, w := range []struct {
+		name string
+		d    time.Duration
+	}{{"outcome", c.OutcomeDuplicateWindow}, {"dead-letter", c.DeadDuplicateWindow}} {
+		if w.d < c.DuplicateWindow {
+			return fmt.Errorf("provision: the %s duplicate window %v is shorter than the mail stream's %v: want at least %v (the mail window plus the redelivery span)",
+				w.name, w.d, c.DuplicateWindow, c.DuplicateWindow+RedeliverySpan)
+		}
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package provision_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,5 +238,65 @@ func TestOutcomeAndDeadCapped(t *testing.T) {
 	}
 	if _, err := js.Publish(t.Context(), n.DeadSubject, big); err == nil {
 		t.Error("a dead letter past the cap was stored")
+	}
+}
+
+// TestDuplicateWindowsUpgrade: streams provisioned with the old 2- and
+// 10-minute duplicate windows take the long ones on the next run,
+// keeping stored mail, and a window set by flag is applied; outcome and
+// dead-letter windows shorter than the mail window are refused.
+func TestDuplicateWindowsUpgrade(t *testing.T) {
+	js := jetStream(t)
+	ctx := t.Context()
+	c := provision.Config{}.WithDefaults()
+	for _, sc := range []jetstream.StreamConfig{c.MailStream(), c.OutcomeStream(), c.DeadStream()} {
+		sc.Duplicates = 2 * time.Minute
+		if sc.Name == c.Names.OutcomeStream {
+			sc.Duplicates = 10 * time.Minute
+		}
+		if _, err := js.CreateStream(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, c.Names.MailSubject, []byte("stored before"), jetstream.WithMsgID("before")); err != nil {
+		t.Fatal(err)
+	}
+	windows := func() map[string]time.Duration {
+		got := map[string]time.Duration{}
+		for _, name := range []string{c.Names.MailStream, c.Names.OutcomeStream, c.Names.DeadStream} {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[name] = s.CachedInfo().Config.Duplicates
+		}
+		return got
+	}
+	if err := provision.Run(ctx, js, provision.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{c.Names.MailStream: time.Hour, c.Names.OutcomeStream: 70 * time.Minute, c.Names.DeadStream: 70 * time.Minute}
+	if got := windows(); !maps.Equal(got, want) {
+		t.Errorf("windows after the upgrade %v, want %v", got, want)
+	}
+	ack, err := js.Publish(ctx, c.Names.MailSubject, []byte("stored before"), jetstream.WithMsgID("before"))
+	if err != nil || !ack.Duplicate {
+		t.Errorf("the mail stored before, again: ack %+v err %v, want a duplicate", ack, err)
+	}
+
+	if err := provision.Run(ctx, js, provision.Config{DuplicateWindow: 6 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]time.Duration{c.Names.MailStream: 6 * time.Hour, c.Names.OutcomeStream: 6*time.Hour + 10*time.Minute, c.Names.DeadStream: 6*time.Hour + 10*time.Minute}
+	if got := windows(); !maps.Equal(got, want) {
+		t.Errorf("windows with a 6h mail window %v, want %v", got, want)
+	}
+	for _, bad := range []provision.Config{
+		{DuplicateWindow: time.Hour, OutcomeDuplicateWindow: 30 * time.Minute},
+		{DuplicateWindow: time.Hour, DeadDuplicateWindow: 30 * time.Minute},
+	} {
+		if err := provision.Run(ctx, js, bad); err == nil || !strings.Contains(err.Error(), "shorter than the mail stream's") {
+			t.Errorf("%+v: err %v, want the window refused", bad, err)
+		}
 	}
 }

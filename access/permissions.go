@@ -32,6 +32,10 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 			consume(n.MailStream, n.Consumer),
 			consume(n.HeldStream, n.HeldConsumer),
 			[]string{n.OutcomePrefix + ".>", n.DeadSubject, n.HeldSubject, n.ResumeSubject},
+			// The first outcome of a mail whose outcome publish was
+			// acknowledged as a duplicate, by sequence: whether it is
+			// dead decides the dead path (workers/deadletter.go).
+			[]string{api + "STREAM.MSG.GET." + n.OutcomeStream},
 			kvRead(n.FlagsBucket),
 			kvRead(n.KeyBucket),
 			[]string{api + "STREAM.INFO." + kvStream(n.StatusBucket), "$KV." + n.StatusBucket + ".*"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -18,12 +19,15 @@ import (
 // returns once the batch holding it is stored.
 //
 // Exactly one outcome per mail: the outcome is stored before the input is
-// acknowledged, under Nats-Msg-Id = the mail id. A mail processed again
-// (its ack lost, its worker gone before acking, a redelivery after
-// AckWait) publishes the same id; inside the outcome stream's duplicate
-// window (provision: 10 minutes, 20 times the default AckWait) the server
-// keeps the first and acknowledges the second as a duplicate
-// (mailscope_mail_outcome_duplicates counts them).
+// acknowledged, under Nats-Msg-Id = the mail id, and the first one stored
+// wins. A mail processed again (its ack lost, its worker gone before
+// acking, a redelivery after AckWait, a resend stored again after the
+// mail stream's window) publishes the same id; inside the outcome
+// stream's duplicate window (provision: the mail window plus the
+// redelivery span, 1h10m) the server keeps the first and acknowledges the
+// second as a duplicate with the first one's sequence
+// (mailscope_mail_outcome_duplicates counts them), which storedOutcome
+// reads: settle and deadLetter look at it to keep the dead path whole.
 func (w *Worker) publishOutcome(ctx context.Context, out *contracts.Outcome) (*jetstream.PubAck, error) {
 	data, err := encodeOutcome(out, w.maxOutcome)
 	if err != nil {
@@ -31,6 +35,52 @@ func (w *Worker) publishOutcome(ctx context.Context, out *contracts.Outcome) (*j
 	}
 	m := &nats.Msg{Subject: w.cfg.Names.OutcomeSubject(out.Disposition), Data: data}
 	return w.outcomes.Publish(ctx, m, out.ID)
+}
+
+// errOutcomeGone: the outcome asked for is no longer in the stream (aged
+// out or pushed out by the stream's limits).
+var errOutcomeGone = errors.New("outcome no longer in the outcome stream")
+
+// errCodeNoMessage is JetStream's "no message found".
+const errCodeNoMessage jetstream.ErrorCode = 10037
+
+// storedOutcome reads the outcome event at seq of the outcome stream: the
+// first outcome of a mail whose publish was acknowledged as a duplicate.
+// It asks $JS.API.STREAM.MSG.GET.<outcome stream> directly, the one
+// lookup the worker role may make (no stream info, no other stream).
+func (w *Worker) storedOutcome(ctx context.Context, seq uint64) (*contracts.Outcome, error) {
+	req, _ := json.Marshal(struct {
+		Seq uint64 `json:"seq"`
+	}{seq})
+	rctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	resp, err := w.js.Conn().RequestWithContext(rctx, "$JS.API.STREAM.MSG.GET."+w.cfg.Names.OutcomeStream, req)
+	if err != nil {
+		return nil, fmt.Errorf("look up outcome %d: %w", seq, err)
+	}
+	var r struct {
+		Message *struct {
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return nil, fmt.Errorf("look up outcome %d: %w", seq, err)
+	}
+	if r.Error != nil {
+		if r.Error.ErrorCode == errCodeNoMessage {
+			return nil, fmt.Errorf("outcome %d: %w", seq, errOutcomeGone)
+		}
+		return nil, fmt.Errorf("look up outcome %d: %w", seq, r.Error)
+	}
+	if r.Message == nil {
+		return nil, fmt.Errorf("look up outcome %d: empty answer", seq)
+	}
+	var out contracts.Outcome
+	if err := json.Unmarshal(r.Message.Data, &out); err != nil {
+		return nil, fmt.Errorf("outcome %d: %w", seq, err)
+	}
+	return &out, nil
 }
 
 // maxOutcomeBytes is the largest outcome event stored on nc: the

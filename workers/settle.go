@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -25,8 +26,26 @@ func (w *Worker) settle(ctx context.Context, d *delivery, v verdict, out *contra
 	switch v.act {
 	case actStore:
 		ack, err := w.publishOutcome(ctx, out)
+		var first *contracts.Outcome
+		if err == nil && ack.Duplicate {
+			// Only a redelivery: the mail has an outcome already. A dead
+			// one, stored by an attempt that ended before its dead
+			// letter, decides: the dead path is completed instead.
+			if first, err = w.storedOutcome(ctx, ack.Sequence); errors.Is(err, errOutcomeGone) {
+				first, err = nil, nil
+			}
+		}
 		if err != nil {
 			return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actStore, err: err, attempt: d.attempt}), nil)
+		}
+		if first != nil && first.Disposition == contracts.Dead {
+			d.logger().Warn("the mail's outcome is dead (an earlier attempt ended before its dead letter); storing the dead letter")
+			if err := w.completeDead(ctx, d, first); err != nil {
+				d.logger().Error("dead letter not stored", slog.Any("err", err))
+				return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actDead, err: err, attempt: d.attempt}), nil)
+			}
+			w.term(d, Transient.String())
+			return true
 		}
 		w.met.outcome(ctx, string(out.Disposition), time.Since(d.start).Seconds(), ack.Duplicate)
 		if !w.dropClaim(ctx, d) { // a claimed mail's object goes before the ack (claim.go)
@@ -38,12 +57,15 @@ func (w *Worker) settle(ctx context.Context, d *delivery, v verdict, out *contra
 		w.nak(d, v.delay)
 	case actDead:
 		d.logger().Error("dead-lettering mail", slog.String("class", ClassOf(v.cause).String()), slog.Any("err", v.cause))
-		if err := w.deadLetter(ctx, d, v.cause); err != nil {
+		switch err := w.deadLetter(ctx, d, v.cause); {
+		case errors.Is(err, errDecided):
+			d.logger().Warn("not dead-lettered: the mail already has its outcome (an earlier attempt's ack was lost)")
+			w.ack(ctx, d, "its outcome stays the one stored first")
+		case err != nil:
 			d.logger().Error("dead letter not stored", slog.Any("err", err))
 			return w.settle(ctx, d, w.policy.decide(event{step: stepStoreFailed, failed: actDead, err: err, attempt: d.attempt}), nil)
-		}
-		if err := d.msg.TermWithReason(ClassOf(v.cause).String()); err != nil {
-			d.logger().Warn("term failed; the mail will be redelivered and dead-lettered again (deduplicated)", slog.Any("err", err))
+		default:
+			w.term(d, ClassOf(v.cause).String())
 		}
 	case actHold:
 		if err := w.park(ctx, d, v.cause); err != nil {
@@ -77,6 +99,13 @@ func (w *Worker) settle(ctx context.Context, d *delivery, v verdict, out *contra
 func (w *Worker) ack(_ context.Context, d *delivery, after string) {
 	if err := d.msg.Ack(); err != nil {
 		d.logger().Warn("ack failed; "+after, slog.Any("err", err))
+	}
+}
+
+// term ends d for good, once its dead letter is stored.
+func (w *Worker) term(d *delivery, reason string) {
+	if err := d.msg.TermWithReason(reason); err != nil {
+		d.logger().Warn("term failed; the mail will be redelivered and dead-lettered again (deduplicated)", slog.Any("err", err))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/dev"
@@ -342,10 +343,12 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dl, err := m.GetLastMsgForSubject(t.Context(), "mail.dead")
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The dead letter is stored after its dead outcome.
+		var dl *jetstream.RawStreamMsg
+		systest.WaitFor(t, "the dead letter after its outcome", func() bool {
+			dl, err = m.GetLastMsgForSubject(t.Context(), "mail.dead")
+			return err == nil && dl.Header.Get(contracts.HeaderOriginalID) == o.ID
+		})
 		if !bytes.Equal(dl.Data, raw) {
 			t.Errorf("dead letter data %q, want the raw mail", dl.Data)
 		}

@@ -150,10 +150,15 @@ func (b *bundle) streamMsgs(t *testing.T, stream, key, value string) []*jetstrea
 	return out
 }
 
-// deadLetter returns the one dead letter of mail id.
+// deadLetter waits for the dead letter of mail id (stored after its dead
+// outcome) and returns it, failing unless there is exactly one.
 func (b *bundle) deadLetter(t *testing.T, id string) *jetstream.RawStreamMsg {
 	t.Helper()
-	dls := b.streamMsgs(t, "MAIL_DEAD", contracts.HeaderOriginalID, id)
+	var dls []*jetstream.RawStreamMsg
+	systest.WaitFor(t, "the dead letter of "+id, func() bool {
+		dls = b.streamMsgs(t, "MAIL_DEAD", contracts.HeaderOriginalID, id)
+		return len(dls) > 0
+	})
 	if len(dls) != 1 {
 		t.Fatalf("%d dead letters of mail %s, want 1", len(dls), id)
 	}

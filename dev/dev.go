@@ -225,8 +225,8 @@ func (s *System) Connect(r access.Role, opts ...nats.Option) (*nats.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	// No reconnect buffer: see cmd/mailscope's connect.
-	all := append([]nats.Option{nats.Name("mailscope-" + string(r)), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1)}, ropts...)
+	// Fast reconnects, no reconnect buffer: see access.ReconnectOptions.
+	all := append(append(access.ReconnectOptions(), nats.Name("mailscope-"+string(r))), ropts...)
 	nc, err := nats.Connect(s.URL, append(all, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dev: connect to %s as %s: %w", s.URL, r, err)

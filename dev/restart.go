@@ -16,8 +16,8 @@ import (
 // port with the same data directory, so that streams, consumers and
 // buckets come back from disk. It returns once every connection of the
 // system (Conn, the producer's and the worker's) is connected again: the
-// clients reconnect on their own (nats.MaxReconnects(-1)), after at most
-// their reconnect wait (2s by default). Fault tests use it.
+// clients reconnect on their own (access.ReconnectOptions), within their
+// reconnect wait (100ms plus up to 100ms of jitter). Fault tests use it.
 func (s *System) RestartNATS(ctx context.Context, between func()) error {
 	addr, ok := s.NATS.Addr().(*net.TCPAddr)
 	if !ok {

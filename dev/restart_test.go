@@ -64,8 +64,8 @@ func TestRulesPutAcrossNATSRestart(t *testing.T) {
 	start := time.Now()
 	err = b.sys.RestartNATS(t.Context(), func() {
 		// The server is down. This operator's client connects the moment
-		// it is back, long before the worker's (whose reconnect wait is
-		// 2s), and puts at once.
+		// it is back, often before the worker's (whose reconnect wait is
+		// 100ms plus jitter), and puts at once.
 		go func() {
 			var p puts
 			defer func() { during <- p }()

@@ -63,15 +63,18 @@ func StartWith(t testing.TB, cfg embedded.Config) *Env {
 // admin is the test-only user with every permission.
 const admin access.Role = "admin"
 
-// Conn connects as role r (its key, its inbox prefix); the connection
-// ends with the test.
+// Conn connects as role r (its key, its inbox prefix, the roles'
+// reconnect behaviour); the connection ends with the test.
 func (e *Env) Conn(t testing.TB, r access.Role, opts ...nats.Option) *nats.Conn {
 	t.Helper()
 	ropts, err := e.Keys.Options(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(e.URL, append(append(ropts, nats.Name("test-"+string(r))), opts...)...)
+	// The roles' reconnect behaviour (access.ReconnectOptions) unless
+	// opts say otherwise.
+	all := append(append(access.ReconnectOptions(), ropts...), nats.Name("test-"+string(r)))
+	nc, err := nats.Connect(e.URL, append(all, opts...)...)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", r, err)
 	}

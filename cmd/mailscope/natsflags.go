@@ -51,17 +51,17 @@ func addNameFlags(fs *flag.FlagSet, names *contracts.Names) {
 }
 
 // connect connects as role r: named "mailscope-ROLE", with the role's
-// inbox prefix and the credentials given.
+// inbox prefix and the credentials given, reconnecting every 100ms plus
+// up to 100ms of jitter (access.ReconnectOptions).
 func (n *natsFlags) connect(r access.Role) (*nats.Conn, error) {
 	inbox := n.inbox
 	if inbox == "" {
 		inbox = r.InboxPrefix()
 	}
-	// No reconnect buffer: a publish while disconnected fails at once
-	// instead of being sent later, so a mail the producer answered 451 for
-	// is never stored after all (the MTA retries it).
-	opts := []nats.Option{nats.Name("mailscope-" + string(r)), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
-		nats.ReconnectBufSize(-1), nats.CustomInboxPrefix(inbox)}
+	// Reconnect every 100ms plus jitter, for ever, with no reconnect
+	// buffer (access.ReconnectOptions says why).
+	opts := append(access.ReconnectOptions(), nats.Name("mailscope-"+string(r)), nats.RetryOnFailedConnect(false),
+		nats.CustomInboxPrefix(inbox))
 	if n.creds != "" {
 		opts = append(opts, nats.UserCredentials(n.creds))
 	}

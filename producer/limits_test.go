@@ -188,12 +188,14 @@ func TestExactSize(t *testing.T) {
 	c.expect(552, "5.3.4")
 
 	// BDAT: the chunk of exactly MaxSize is stored, one more is refused.
+	// (To another recipient: the same bytes to the same envelope would be
+	// the mail stored above, stored once.)
 	for _, m := range []struct {
 		raw  []byte
 		code int
 	}{{exact, 250}, {over, 552}} {
 		c.cmd(250, "", "MAIL FROM:<alice@example.com>")
-		c.cmd(250, "", "RCPT TO:<bob@example.org>")
+		c.cmd(250, "", "RCPT TO:<carol@example.org>")
 		c.send("BDAT %d LAST", len(m.raw))
 		if _, err := c.conn.Write(m.raw); err != nil {
 			t.Fatal(err)

@@ -40,8 +40,11 @@ type Config struct {
 	ClaimThreshold int64
 	// MaxRecipients per transaction. Default 100.
 	MaxRecipients int
-	// PublishTimeout bounds the wait for JetStream's acknowledgement of
-	// one publish. Default 5 seconds. Past it the MTA gets a 4xx.
+	// PublishTimeout bounds the time to store one mail, in total: an
+	// attempt that timed out (after 2s, or PublishTimeout when shorter),
+	// found no responders or lost its connection is tried again under
+	// the same id until it is spent (see NewPublisher). Default 5
+	// seconds. Past it the MTA gets a 4xx.
 	PublishTimeout time.Duration
 	// CommandTimeout bounds the wait for each command line (RFC 5321
 	// 4.5.3.2.7 asks a server for at least 5 minutes). Default 5 minutes.

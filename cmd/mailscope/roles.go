@@ -68,7 +68,7 @@ func addProducerFlags(fs *flag.FlagSet, c *producer.Config) {
 	fs.Int64Var(&c.MaxSize, "max-size", 32<<20, "largest mail accepted in bytes; larger gets 552 5.3.4 (mail above --claim-threshold travels through the claim bucket, so max_payload does not bound it)")
 	fs.Int64Var(&c.ClaimThreshold, "claim-threshold", 1<<20, "largest mail stored inline in its message, in bytes (at most the server's max_payload less 64 KiB); larger mail streams into the claim bucket and its message carries a reference")
 	fs.IntVar(&c.MaxRecipients, "max-recipients", 100, "recipients per transaction")
-	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "wait for JetStream's acknowledgement; past it the MTA gets 451")
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "time to store one mail in total: a publish that timed out (attempts of at most 2s), found no responders or lost its connection is retried under the same id until then; past it the MTA gets 451")
 	// SMTP limits and timeouts (docs/smtp.md).
 	fs.IntVar(&c.MaxCommandLine, "max-command-line", 2000, "longest command line in bytes with its CRLF; longer gets 500 5.5.2")
 	fs.IntVar(&c.MaxDataLine, "max-data-line", 1<<20, "longest line of a mail in bytes with its CRLF; longer gets 554 5.6.0")

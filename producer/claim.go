@@ -114,7 +114,17 @@ func (s *session) storeClaim(head []byte, rest io.Reader) error {
 	env.Claim = &contracts.Claim{Object: name, Size: int64(info.Size)}
 	ack, err := s.p.pub.Publish(ctx, &env, nil)
 	if err != nil {
-		s.dropClaim(obs, name, log)
+		// Only a refusal by the server (stream full, message too large)
+		// proves the message was not stored: then the object goes. After
+		// a timeout or a lost connection the object stays: the publish may
+		// still be stored (a new stream leader commits it later), and its
+		// message then needs this object, as does the MTA's resend, which
+		// is recognised as that mail and keeps no object of its own. If
+		// no message ever references it, the workers' orphan collector
+		// takes it after OrphanAge.
+		if refusedByServer(err) {
+			s.dropClaim(obs, name, log)
+		}
 		s.p.met.mail(s.protocol, resultUnavailable)
 		countClaim(resultUnavailable)
 		log.Warn("large mail not stored; client told to retry", slog.String("id", env.ID), slog.Any("err", err))
@@ -130,6 +140,13 @@ func (s *session) storeClaim(head []byte, rest io.Reader) error {
 	s.p.met.published(s.protocol, start)
 	s.p.met.mail(s.protocol, resultStored)
 	return nil
+}
+
+// refusedByServer reports whether err is JetStream's answer refusing the
+// publish, which is certain not to have stored it.
+func refusedByServer(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr)
 }
 
 // dropClaim deletes an object no message references, best effort: one

@@ -157,7 +157,7 @@ func TestClaimOverMaxSize(t *testing.T) {
 	}
 }
 
-// TestClaimNotStored: when the mail's message is refused (here a full
+// TestClaimNotStored: when the server refuses the mail's message (here a full
 // mail stream), the MTA gets 451 and the object written for it is
 // deleted: nothing is left that no message references.
 func TestClaimNotStored(t *testing.T) {

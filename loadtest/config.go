@@ -191,3 +191,9 @@ func isLoopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// ProducerConnections is the connection cap, in total and per client
+// address, of the producers the load test starts (the producer's
+// defaults are 1,000 and 500): all of its clients come from one address,
+// and the open loop may hold more connections at once than an MTA would.
+const ProducerConnections = 4096

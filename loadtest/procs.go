@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -194,7 +195,10 @@ func StartProcs(ctx context.Context, c ProcsConfig) (_ *System, err error) {
 	if c.LMTP {
 		sys.LMTPAddr, lmtp = addrs[1], addrs[1]
 	}
-	args := []string{"producer", "--nats", sys.NATSURL, "--nats-nkey", keys.SeedFile(access.Producer), "--smtp", sys.SMTPAddr, "--lmtp", lmtp, "--http-addr", addrs[2]}
+	args := []string{"producer", "--nats", sys.NATSURL, "--nats-nkey", keys.SeedFile(access.Producer), "--smtp", sys.SMTPAddr, "--lmtp", lmtp, "--http-addr", addrs[2],
+		// Every client of the load test comes from one address, and the
+		// open loop may hold more connections than an MTA would.
+		"--max-connections", strconv.Itoa(ProducerConnections), "--max-client-connections", strconv.Itoa(ProducerConnections)}
 	if c.GroupCommitOff {
 		args = append(args, "--group-commit=false")
 	}

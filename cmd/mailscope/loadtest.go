@@ -373,7 +373,8 @@ func startDevSystem(ctx context.Context, dir string, f *loadtestFlags, dnsServer
 		return startProducerOnly(ctx, dir, f.batch, logger)
 	}
 	s, err := dev.Start(ctx, dev.Config{DataDir: dir, NATSPort: -1, SMTPAddr: "127.0.0.1:0", LMTPAddr: "127.0.0.1:0", Logger: logger,
-		DNSServer: dnsServer, Producer: producer.Config{Batch: f.batch}})
+		DNSServer: dnsServer, Producer: producer.Config{Batch: f.batch,
+			MaxConnections: loadtest.ProducerConnections, MaxClientConnections: loadtest.ProducerConnections}})
 	if err != nil {
 		return nil, err
 	}
@@ -426,7 +427,8 @@ func startProducerOnly(ctx context.Context, dir string, b producer.Batching, log
 	}
 	closers = append(closers, nc.Close)
 	b.Logger = logger
-	p, err := producer.New(producer.Config{SMTPAddr: "127.0.0.1:0", LMTPAddr: "127.0.0.1:0", Batch: b, Logger: logger}, nc)
+	p, err := producer.New(producer.Config{SMTPAddr: "127.0.0.1:0", LMTPAddr: "127.0.0.1:0", Batch: b, Logger: logger,
+		MaxConnections: loadtest.ProducerConnections, MaxClientConnections: loadtest.ProducerConnections}, nc)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,9 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -52,6 +54,37 @@ type Config struct {
 	// ReadyTimeout bounds the wait for the server to accept clients.
 	// Default 10 seconds.
 	ReadyTimeout time.Duration
+	// ServerName is the server's name: what a stream's Cluster.Leader
+	// and Cluster.Replicas name. Default "mailscope-dev"; required, and
+	// unique, on every node of a cluster.
+	ServerName string
+	// Cluster, when its Name is set, makes the server one node of a
+	// NATS cluster with clustered JetStream (streams with replicas).
+	// Default: none, a server of its own.
+	Cluster Cluster
+}
+
+// Cluster says how a server joins a NATS cluster: where it listens for
+// routes and where it finds the other nodes (each with its own
+// Config.ServerName and StoreDir). JetStream runs clustered: a
+// stream of R replicas keeps them on R nodes, with one leader elected
+// by Raft.
+type Cluster struct {
+	// Name is the cluster's name, the same on every node. Required for a
+	// cluster; empty: no cluster.
+	Name string
+	// Host is the address to listen on for routes from the other nodes.
+	// Default Config.Host. Routes are not authenticated: listen on a
+	// private network (loopback in tests) only.
+	Host string
+	// Port is the route port. Required for a cluster; -1 picks a free
+	// one.
+	Port int
+	// Routes are the nodes' route URLs ("nats-route://127.0.0.1:6222").
+	// Required (clustered JetStream refuses to start without routes); a
+	// node's own URL among them is ignored, so every node can be given
+	// the same list.
+	Routes []string
 }
 
 // Server is a running embedded nats-server.
@@ -86,7 +119,15 @@ func Start(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.ServerName = "mailscope-dev"
+	opts.ServerName = c.ServerName
+	if opts.ServerName == "" {
+		opts.ServerName = "mailscope-dev"
+	}
+	if c.Cluster.Name != "" {
+		if err := clusterOptions(opts, c); err != nil {
+			return nil, err
+		}
+	}
 	opts.Host, opts.Port = c.Host, c.Port
 	opts.JetStream, opts.StoreDir, opts.SyncAlways = true, c.StoreDir, !c.NoSyncAlways
 	opts.MaxPayload = c.MaxPayload
@@ -105,6 +146,34 @@ func Start(c Config) (*Server, error) {
 		return nil, fmt.Errorf("embedded nats-server: not ready after %s (is %s:%d in use?)", c.ReadyTimeout, c.Host, c.Port)
 	}
 	return &Server{s}, nil
+}
+
+// clusterOptions makes opts a node of the cluster c.Cluster.
+func clusterOptions(opts *server.Options, c Config) error {
+	cl := c.Cluster
+	if c.ServerName == "" {
+		return errors.New("embedded nats-server: a cluster node needs a server name of its own")
+	}
+	if cl.Port == 0 {
+		return errors.New("embedded nats-server: a cluster node needs a route port (-1: any free one)")
+	}
+	opts.Cluster.Name, opts.Cluster.Host, opts.Cluster.Port = cl.Name, cl.Host, cl.Port
+	if opts.Cluster.Host == "" {
+		opts.Cluster.Host = c.Host
+	}
+	if len(cl.Routes) == 0 {
+		return errors.New("embedded nats-server: a cluster node needs routes (every node's nats-route:// URL; its own is ignored)")
+	}
+	for _, r := range cl.Routes {
+		u, err := url.Parse(strings.TrimSpace(r))
+		if err != nil || u.Scheme != "nats-route" || u.Port() == "" {
+			return fmt.Errorf("embedded nats-server: route %q: want nats-route://HOST:PORT", r)
+		}
+		// A route to this node itself is detected and dropped by
+		// nats-server.
+		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
 }
 
 // accountOptions parses the accounts and users of c with nats-server's

@@ -25,7 +25,7 @@ const sendLimit = 3 * time.Minute
 type mode struct {
 	name  string
 	nodes int // nats-servers: 1, or a cluster of 3 (streams of 3 replicas)
-	// gap is the mean number of mails accepted between two faults, as a
+	// gap is the mean number of mails answered between two faults, as a
 	// fraction of the mode's mails: a fault comes gap/2 to 3gap/2 mails
 	// after the previous one (see schedule).
 	gap float64
@@ -141,23 +141,23 @@ func runMode(t *testing.T, md mode, rng *rand.Rand, dns *keyserver.Server, key c
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 
-	// Each fault once its point's mails are accepted; the senders never
+	// Each fault once its point's mails are answered; the senders never
 	// end before the last fault (they wait for it past its point), but a
 	// run out of time does.
 	faults := 0
 	for _, at := range sched.points {
-		for n := tr.accepted.Load(); n < int64(at); n = tr.accepted.Load() {
+		for n := tr.answered.Load(); n < int64(at); n = tr.answered.Load() {
 			select {
 			case <-tr.progress:
 			case <-done:
-				t.Fatalf("the senders ended with %d mails accepted, before fault %d at %d", n, faults+1, at)
+				t.Fatalf("the senders ended with %d mails answered, before fault %d at %d", n, faults+1, at)
 			}
 		}
 		began := time.Now()
 		what := md.fault(s, tr, rng)
 		faults++
 		sched.finish()
-		t.Logf("fault %d after %d mails accepted: %s (whole again after %.1fs)", faults, tr.accepted.Load(), what, time.Since(began).Seconds())
+		t.Logf("fault %d after %d mails answered: %s (whole again after %.1fs)", faults, tr.answered.Load(), what, time.Since(began).Seconds())
 	}
 	<-done
 	s.waitDrained()

@@ -9,7 +9,7 @@ import (
 )
 
 // schedule is when a mode's faults come: at points, counts of mails
-// accepted, drawn from the seeded generator. A fault overlaps the
+// answered for good (250 or 5xx), drawn from the seeded generator. A fault overlaps the
 // traffic: mails keep being sent while it is injected, but a mail more
 // than overlap mails past a fault's point waits until that fault is over
 // (the killed process started again, a cluster whole), so that the

@@ -36,9 +36,10 @@ type traffic struct {
 	addr  string
 	queue chan *mail // in order: mail k is the k-th sent
 	sched *schedule
-	// accepted counts 250s; each one also ticks progress (without
-	// blocking), which the fault schedule waits on.
-	accepted atomic.Int64
+	// answered counts mails answered for good (a 250, or a 5xx); each
+	// one also ticks progress (without blocking), which the fault
+	// schedule waits on.
+	answered atomic.Int64
 	progress chan struct{}
 	// inData ticks (without blocking) when a sender has written a
 	// mail's bytes and waits for DATA's reply: the moment a kill is
@@ -106,11 +107,11 @@ func (s *sender) deliver(ctx context.Context, m *mail) {
 		if done {
 			if err == nil {
 				m.accepted = true
-				s.tr.accepted.Add(1)
-				tick(s.tr.progress)
 			} else {
 				m.failed = err
 			}
+			s.tr.answered.Add(1)
+			tick(s.tr.progress)
 			return
 		}
 	}

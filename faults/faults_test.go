@@ -160,6 +160,7 @@ func runMode(t *testing.T, md mode, rng *rand.Rand, dns *keyserver.Server, key c
 		t.Logf("fault %d after %d mails answered: %s (whole again after %.1fs)", faults, tr.answered.Load(), what, time.Since(began).Seconds())
 	}
 	<-done
+	s.checkRunning()
 	s.waitDrained()
 	n := contracts.DefaultNames()
 	r := tally(t, md.name, mails, s.readAll(n.OutcomeStream), s.readAll(n.DeadStream))

@@ -250,6 +250,17 @@ func (s *system) serverIndex(name string) int {
 	return -1
 }
 
+// checkRunning fails the test for every process of the system that
+// ended of its own accord: every fault starts again what it killed.
+func (s *system) checkRunning() {
+	s.t.Helper()
+	for _, p := range append(append([]*proc{s.producer}, s.servers...), s.workers...) {
+		if !p.running() {
+			s.t.Errorf("%s ended on its own:\n%s", p.name, p.tail(20))
+		}
+	}
+}
+
 // restart kills p with sig and starts it again.
 func (s *system) restart(p *proc, sig syscall.Signal) {
 	s.t.Helper()

@@ -174,22 +174,57 @@ func (s *system) restartServer(i int, sig syscall.Signal) {
 	}
 }
 
-// waitReplicas waits until the mail stream has a leader and its two
-// followers are online and current.
+// waitReplicas waits until the cluster is whole again: every stream
+// (the buckets' included) and every durable consumer has a leader and
+// its followers online and current. A start-up right after a node came
+// back (a worker's, which looks its consumers up) then finds leaders.
 func (s *system) waitReplicas() {
 	s.t.Helper()
-	waitFor(s.t, "the mail stream's leader and two current replicas", func() bool {
-		info := s.mailStreamInfo()
-		if info == nil || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+	var missing string
+	current := func(what string, c *jetstream.ClusterInfo) bool {
+		if c == nil || c.Leader == "" || len(c.Replicas) != len(s.servers)-1 {
+			missing = what + ": no leader or followers missing"
 			return false
 		}
-		for _, r := range info.Cluster.Replicas {
+		for _, r := range c.Replicas {
 			if !r.Current || r.Offline {
+				missing = what + ": follower " + r.Name + " not current"
 				return false
 			}
 		}
 		return true
+	}
+	waitState(s.t, "every stream and consumer's leader and current followers", func() (bool, string) {
+		ok := s.clusterWhole(current)
+		return ok, missing
 	})
+}
+
+// clusterWhole reports whether every stream and durable consumer passes
+// current.
+func (s *system) clusterWhole(current func(string, *jetstream.ClusterInfo) bool) bool {
+	ctx, cancel := context.WithTimeout(s.t.Context(), 2*time.Second)
+	defer cancel()
+	streams := s.observer.ListStreams(ctx)
+	for si := range streams.Info() {
+		if !current("stream "+si.Config.Name, si.Cluster) {
+			return false
+		}
+		st, err := s.observer.Stream(ctx, si.Config.Name)
+		if err != nil {
+			return false
+		}
+		consumers := st.ListConsumers(ctx)
+		for ci := range consumers.Info() {
+			if ci.Config.Durable != "" && !current("consumer "+si.Config.Name+"/"+ci.Name, ci.Cluster) {
+				return false
+			}
+		}
+		if consumers.Err() != nil {
+			return false
+		}
+	}
+	return streams.Err() == nil
 }
 
 // mailStreamInfo returns the mail stream's info, nil when it cannot be
@@ -289,15 +324,26 @@ func freePorts(t *testing.T, n int) []int {
 // after waitLimit: a safety net, never a measurement.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
+	waitState(t, what, func() (bool, string) { return cond(), "" })
+}
+
+// waitState is waitFor with a condition that also says what it last
+// saw, which the failure reports.
+func waitState(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.NewTimer(waitLimit)
 	defer deadline.Stop()
-	for !cond() {
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", waitLimit, what)
+			t.Fatalf("timed out after %v waiting for %s; last seen: %s", waitLimit, what, state)
 		case <-t.Context().Done():
 			t.Fatal(t.Context().Err())
 		}

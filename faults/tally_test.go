@@ -3,6 +3,7 @@
 package faults
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -21,25 +22,38 @@ import (
 func (s *system) waitDrained() {
 	s.t.Helper()
 	n := contracts.DefaultNames()
-	ctx := s.t.Context()
+	var state string
 	empty := func(stream, consumer string) bool {
+		ctx, cancel := context.WithTimeout(s.t.Context(), 2*time.Second)
+		defer cancel()
 		st, err := s.observer.Stream(ctx, stream)
 		if err != nil {
+			state += fmt.Sprintf(" %s: %v;", stream, err)
 			return false
 		}
 		si, err := st.Info(ctx)
-		if err != nil || si.State.Msgs != 0 {
+		if err != nil {
+			state += fmt.Sprintf(" %s: %v;", stream, err)
 			return false
 		}
 		c, err := st.Consumer(ctx, consumer)
 		if err != nil {
+			state += fmt.Sprintf(" %s/%s: %v;", stream, consumer, err)
 			return false
 		}
 		ci, err := c.Info(ctx)
-		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+		if err != nil {
+			state += fmt.Sprintf(" %s/%s: %v;", stream, consumer, err)
+			return false
+		}
+		state += fmt.Sprintf(" %s: %d messages, consumer %s: %d pending, %d unacknowledged, %d redelivered, %d waiting pulls;",
+			stream, si.State.Msgs, consumer, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
+		return si.State.Msgs == 0 && ci.NumPending == 0 && ci.NumAckPending == 0
 	}
-	waitFor(s.t, "the mail and held streams to drain", func() bool {
-		return empty(n.MailStream, n.Consumer) && empty(n.HeldStream, n.HeldConsumer)
+	waitState(s.t, "the mail and held streams to drain", func() (bool, string) {
+		state = ""
+		ok := empty(n.MailStream, n.Consumer) && empty(n.HeldStream, n.HeldConsumer)
+		return ok, state
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -14,8 +15,8 @@ import (
 // again.
 const provisionRetryEvery = 2 * time.Second
 
-// waitProvisioned calls try until it returns anything but a missing
-// stream, consumer or bucket, or until wait has passed: a worker started
+// waitProvisioned calls try until it returns anything but a missing or
+// unanswering stream, consumer or bucket (notProvisioned), or until wait has passed: a worker started
 // before the provisioning Job finished waits for it (not ready, alive)
 // instead of crash-looping. wait 0 tries once.
 func waitProvisioned(ctx context.Context, wait time.Duration, try func() error) error {
@@ -41,7 +42,12 @@ func waitProvisioned(ctx context.Context, wait time.Duration, try func() error) 
 	}
 }
 
+// notProvisioned reports whether err means the streams, consumers or
+// buckets are not there yet: missing (provisioning has not run), or not
+// answering (a cluster still electing their leaders after a node came
+// back: the lookup times out or finds no responders).
 func notProvisioned(err error) bool {
 	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
-		errors.Is(err, jetstream.ErrBucketNotFound)
+		errors.Is(err, jetstream.ErrBucketNotFound) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
 }

@@ -48,7 +48,13 @@ func (s *system) waitDrained() {
 		}
 		state += fmt.Sprintf(" %s: %d messages, consumer %s: %d pending, %d unacknowledged, %d redelivered, %d waiting pulls;",
 			stream, si.State.Msgs, consumer, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
-		return si.State.Msgs == 0 && ci.NumPending == 0 && ci.NumAckPending == 0
+		// Drained is what the workers' consumer says: nothing pending,
+		// nothing unacknowledged. nats-server 2.15.2 can keep an
+		// acknowledged message in a work-queue stream across a restart
+		// (the stream counts it, the consumer does not): such a mail had
+		// its outcome before its ack, and the tally still checks that
+		// every accepted mail has one, so a real loss fails there.
+		return ci.NumPending == 0 && ci.NumAckPending == 0
 	}
 	waitState(s.t, "the mail and held streams to drain", func() (bool, string) {
 		state = ""

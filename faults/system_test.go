@@ -5,7 +5,6 @@ package faults
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/keyserver"
+	"github.com/mailscope/mailscope/systest"
 )
 
 // ackWait is the consumers' AckWait: a mail a killed worker held comes
@@ -60,7 +60,7 @@ func startSystem(t *testing.T, nodes int, dns *keyserver.Server) *system {
 	if s.keys, err = access.OpenKeyring(filepath.Join(dir, "credentials"), append(access.Roles(), access.LoadTest)...); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 2*nodes+1)
+	ports := systest.FreePorts(t, 2*nodes+1)
 	var urls, routes []string
 	for i := range nodes {
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
@@ -302,22 +302,6 @@ func (s *system) restart(p *proc, sig syscall.Signal) {
 	if _, err := p.restart(sig); err != nil {
 		s.t.Fatal(err)
 	}
-}
-
-// freePorts returns n loopback ports that were free a moment ago, all
-// different.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 // waitFor waits until cond holds, looking every 10ms, and fails the test

@@ -5,6 +5,7 @@ package systest
 
 import (
 	"encoding/json"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -295,4 +296,21 @@ func WaitDrained(t *testing.T, js jetstream.JetStream) {
 		}
 		return ci.NumPending == 0 && ci.NumAckPending == 0 && si.State.Msgs == 0
 	})
+}
+
+// FreePorts returns n loopback TCP ports that were free a moment ago, all
+// different (held open together while they are picked). Another process
+// may still take one before it is used.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
 }

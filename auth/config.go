@@ -1,6 +1,11 @@
 package auth
 
-import "time"
+import (
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+)
 
 // Config configures a [Resolver] and a [Verifier]. The zero value is
 // usable: every field has a default.
@@ -58,6 +63,9 @@ type Config struct {
 	// It does not move the clock that x= expiry is checked against: see
 	// "Expiry and clock skew" in the package documentation.
 	Now func() time.Time
+	// TracerProvider makes the span of each key lookup that misses the
+	// cache. Default the global provider (otel.GetTracerProvider()).
+	TracerProvider trace.TracerProvider
 }
 
 // Alignment returns the alignment mode c asks for.
@@ -108,6 +116,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
 	}
 	return c
 }

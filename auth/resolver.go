@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -27,11 +28,12 @@ const ednsSize = 1232
 // concurrent lookups of a name share it. It is safe for concurrent use;
 // the worker owns one and shares it between mails.
 type Resolver struct {
-	cfg   Config
-	udp   *dns.Client
-	tcp   *dns.Client
-	cache *cache
-	group singleflight.Group
+	cfg    Config
+	udp    *dns.Client
+	tcp    *dns.Client
+	cache  *cache
+	group  singleflight.Group
+	tracer trace.Tracer
 }
 
 // NewResolver returns a resolver configured by cfg (see [Config] for the
@@ -39,10 +41,11 @@ type Resolver struct {
 func NewResolver(cfg Config) *Resolver {
 	cfg = cfg.withDefaults()
 	return &Resolver{
-		cfg:   cfg,
-		udp:   &dns.Client{Net: "udp", Timeout: cfg.Timeout, UDPSize: ednsSize},
-		tcp:   &dns.Client{Net: "tcp", Timeout: cfg.Timeout},
-		cache: newCache(cfg.CacheSize),
+		cfg:    cfg,
+		udp:    &dns.Client{Net: "udp", Timeout: cfg.Timeout, UDPSize: ednsSize},
+		tcp:    &dns.Client{Net: "tcp", Timeout: cfg.Timeout},
+		cache:  newCache(cfg.CacheSize),
+		tracer: cfg.TracerProvider.Tracer(tracerName),
 	}
 }
 
@@ -67,6 +70,15 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error)
 	if e, ok := r.cache.get(key, r.cfg.Now()); ok {
 		return slices.Clone(e.txts), e.err
 	}
+	ctx, span := r.startLookup(ctx, key)
+	txts, shared, err := r.lookup(ctx, key)
+	endLookup(span, shared, err)
+	return txts, err
+}
+
+// lookup is LookupTXT past the cache: it asks, or joins the query in
+// flight for key, and reports whether it joined one.
+func (r *Resolver) lookup(ctx context.Context, key string) ([]string, bool, error) {
 	ch := r.group.DoChan(key, func() (any, error) {
 		e, err := r.query(context.WithoutCancel(ctx), key)
 		if err != nil {
@@ -80,13 +92,13 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error)
 	})
 	select {
 	case <-ctx.Done():
-		return nil, &TempError{Name: key, Err: ctx.Err()}
+		return nil, false, &TempError{Name: key, Err: ctx.Err()}
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return nil, res.Shared, res.Err
 		}
 		e := res.Val.(*entry)
-		return slices.Clone(e.txts), e.err
+		return slices.Clone(e.txts), res.Shared, e.err
 	}
 }
 

@@ -82,6 +82,13 @@ type Outcome struct {
 	Note string `json:"note,omitempty"`
 	// Worker says who processed the mail.
 	Worker WorkerInfo `json:"worker"`
+	// TraceID is the W3C trace id (32 lower-case hex digits) of the trace
+	// the producer started for the mail and the worker continued: the key
+	// to look the mail's spans up in the tracing backend, and to find its
+	// log lines (their trace_id). Empty for mail published without trace
+	// context. Added in outcome schema v1 without a version change: old
+	// consumers ignore it.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Auth holds the authentication results of one mail.

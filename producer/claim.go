@@ -74,8 +74,7 @@ func NewClaimName() string { return "claim." + nuid.Next() }
 
 // storeClaim stores a mail larger than the claim threshold: head is what
 // read has taken of it, rest its remainder.
-func (s *session) storeClaim(head []byte, rest io.Reader) error {
-	ctx := context.Background()
+func (s *session) storeClaim(ctx context.Context, head []byte, rest io.Reader) error {
 	log := s.p.cfg.Logger.With(slog.String("protocol", s.protocol), slog.String("client", s.client))
 	obs, err := s.p.claimStore(ctx)
 	if err != nil {
@@ -137,6 +136,7 @@ func (s *session) storeClaim(head []byte, rest io.Reader) error {
 	} else {
 		countClaim(resultStored)
 	}
+	mailStored(ctx, env.ID, int(info.Size), ack.Duplicate)
 	s.p.met.published(s.protocol, start)
 	s.p.met.mail(s.protocol, resultStored)
 	return nil

@@ -4,6 +4,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mailscope/mailscope/contracts"
 )
 
@@ -118,6 +121,10 @@ type Config struct {
 	Names contracts.Names
 	// Logger for connection-level errors. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider makes the span of each mail transaction, whose
+	// trace context travels with the mail to the workers. Default the
+	// global provider (otel.GetTracerProvider(), see package telemetry).
+	TracerProvider trace.TracerProvider
 }
 
 // headerRoom is what the envelope headers may take beside the mail in one
@@ -183,6 +190,9 @@ func (c Config) WithDefaults(maxPayload int64) Config {
 		c.MaxClientConnections = 500
 	}
 	c.Names = c.Names.WithDefaults()
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Producer runs the SMTP and LMTP servers.
@@ -23,6 +24,7 @@ type Producer struct {
 	cfg     Config
 	pub     *Publisher
 	met     metrics
+	tracer  trace.Tracer
 	claims  claimBucket
 	slots   *connSlots
 	servers []*smtp.Server
@@ -39,7 +41,7 @@ func New(cfg Config, nc *nats.Conn) (*Producer, error) {
 	cfg = cfg.WithDefaults(nc.MaxPayload())
 	pub := NewPublisher(js, cfg.Names.MailSubject, cfg.PublishTimeout)
 	pub.useBatching(cfg.Batch)
-	return &Producer{cfg: cfg, pub: pub, met: newMetrics(), slots: newConnSlots(cfg.MaxConnections, cfg.MaxClientConnections)}, nil
+	return &Producer{cfg: cfg, pub: pub, met: newMetrics(), tracer: cfg.TracerProvider.Tracer(tracerName), slots: newConnSlots(cfg.MaxConnections, cfg.MaxClientConnections)}, nil
 }
 
 // Config returns the effective configuration, defaults applied.

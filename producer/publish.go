@@ -108,7 +108,8 @@ func NewID() string { return nuid.Next() }
 // stored again, by a retry or an MTA's resend inside the mail stream's
 // duplicate window, is stored once: acknowledged with Duplicate set and
 // the stored copy's sequence, which is success. env.ReceivedAt, when
-// zero, is set to now. The returned error wraps ErrNotStored. With group
+// zero, is set to now. The trace context of ctx, if any, travels in the
+// message's traceparent and tracestate headers. The returned error wraps ErrNotStored. With group
 // commit the acknowledgement is that of the mail's batch: the mail is
 // stored, and fsynced where the server is so configured, when Publish
 // returns nil.
@@ -121,5 +122,6 @@ func (p *Publisher) Publish(ctx context.Context, env *contracts.Envelope, raw []
 	}
 	msg := &nats.Msg{Subject: p.subject, Header: make(nats.Header, 8), Data: raw}
 	env.Encode(msg.Header)
+	contracts.InjectTrace(ctx, msg.Header)
 	return p.gc.Load().Publish(ctx, msg, env.ID)
 }

@@ -106,9 +106,8 @@ func (s *session) envelope() contracts.Envelope {
 	}
 }
 
-func (s *session) store(raw []byte) error {
+func (s *session) store(ctx context.Context, raw []byte) error {
 	env := s.envelope()
-	ctx := context.Background()
 	start := time.Now()
 	ack, err := s.p.pub.Publish(ctx, &env, raw)
 	if err != nil {
@@ -123,6 +122,7 @@ func (s *session) store(raw []byte) error {
 		s.p.cfg.Logger.Info("mail stored before; resend answered 250", slog.String("protocol", s.protocol),
 			slog.String("client", s.client), slog.String("id", env.ID), slog.Uint64("seq", ack.Sequence))
 	}
+	mailStored(ctx, env.ID, len(raw), ack.Duplicate)
 	s.p.met.published(s.protocol, start)
 	s.p.met.mail(s.protocol, resultStored)
 	return nil
@@ -130,15 +130,18 @@ func (s *session) store(raw []byte) error {
 
 // take reads the mail and stores it: inline up to the claim threshold,
 // by claim check above it.
-func (s *session) take(r io.Reader) error {
+// The transaction's span (tracing.go) covers both.
+func (s *session) take(r io.Reader) (err error) {
+	ctx, span := s.startMail()
+	defer func() { endMail(span, err) }()
 	raw, rest, err := s.read(r)
 	if err != nil {
 		return err
 	}
 	if rest != nil {
-		return s.storeClaim(raw, rest)
+		return s.storeClaim(ctx, raw, rest)
 	}
-	return s.store(raw)
+	return s.store(ctx, raw)
 }
 
 // Data stores the mail and answers once JetStream acknowledged it.

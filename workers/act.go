@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mailscope/mailscope/contracts"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Act completes ev's outcome by running the chosen handler, the one step
@@ -26,7 +27,9 @@ func (p *Pipeline) Act(ctx context.Context, ev *Evaluation) (_ *contracts.Outcom
 	}
 	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandlerTimeout)
 	defer cancel()
+	hctx, span := p.stage(hctx, "handler", attribute.String("mailscope.handler", ev.Handler), attribute.Bool("mailscope.dry_run", out.DryRun))
 	r, err := h.Handle(hctx, ev.Mail, out.DryRun)
+	endStage(span, err)
 	out.Handler = ev.Handler
 	if err != nil {
 		if ClassOf(err) == Permanent {

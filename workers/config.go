@@ -9,6 +9,8 @@ import (
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/groupcommit"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Version is the release of this build, reported in outcomes and matched
@@ -103,6 +105,11 @@ type Config struct {
 	Auth auth.Config
 	// Logger receives the worker's log. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider makes the spans of each delivery and its stages
+	// (docs/observability.md, "Traces"), continuing the trace the
+	// producer started; Auth.TracerProvider defaults to it. Default the
+	// global provider (otel.GetTracerProvider(), see package telemetry).
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns c with every unset field at its documented default.
@@ -152,6 +159,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.Auth.TracerProvider == nil {
+		c.Auth.TracerProvider = c.TracerProvider
 	}
 	return c
 }

@@ -52,6 +52,7 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, cause error) error
 		Auth:        contracts.Auth{DKIM: []contracts.DKIMResult{}, Trust: contracts.TrustNone},
 		Flags:       []contracts.FlagDecision{},
 		Worker:      contracts.WorkerInfo{Name: w.cfg.Name, Version: Version, Env: w.cfg.Env},
+		TraceID:     traceID(ctx),
 	})
 	if err != nil {
 		return err
@@ -96,7 +97,9 @@ func (w *Worker) storeDeadLetter(ctx context.Context, d *delivery, reason string
 	h.Set(contracts.HeaderMsgID, d.env.ID)
 	dctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	dctx, span := w.startPublish(dctx, w.cfg.Names.DeadSubject, &h)
 	_, err := w.js.PublishMsg(dctx, &nats.Msg{Subject: w.cfg.Names.DeadSubject, Header: h, Data: d.msg.Data()}, jetstream.WithMsgID(d.env.ID))
+	endStage(span, err)
 	return err
 }
 

@@ -72,6 +72,7 @@ func (w *Worker) newDelivery(msg jetstream.Msg) *delivery {
 func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 	ctx := context.WithoutCancel(runCtx)
 	d := w.newDelivery(msg)
+	ctx, span := w.startProcess(ctx, d, "process", w.cfg.Names.Consumer)
 	// Slow processing (DNS retries, a slow handler) must not outlive
 	// AckWait, or the server would hand the mail to a second worker.
 	stopProgress := w.keepInProgress(msg)
@@ -95,7 +96,10 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 		}
 		v = w.policy.decide(event{step: stepProcessed, err: err, attempt: d.attempt})
 	}
-	w.settle(ctx, d, v, out)
+	sctx, sspan := w.tracer.Start(ctx, "settle")
+	w.settle(sctx, d, v, out)
+	sspan.End()
+	endProcess(span, v, out)
 }
 
 // keepInProgress tells the server every progressEvery that msg is still

@@ -9,6 +9,7 @@ import (
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Evaluation is what Evaluate decided about one mail: everything but the
@@ -32,7 +33,7 @@ type Evaluation struct {
 // no side effect: held-mail re-checks and `flags explain` call it alone.
 func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contracts.Envelope, raw []byte, attempt int) (ev *Evaluation, err error) {
 	defer p.recovered("evaluate", env.ID, &err)
-	m, facts, early, err := p.prepare(snap, env, raw)
+	m, facts, early, err := p.prepare(ctx, snap, env, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +49,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 		Attempt:    attempt,
 		Flags:      make([]contracts.FlagDecision, 0, 6),
 		Worker:     contracts.WorkerInfo{Name: p.cfg.Name, Version: Version, Env: p.cfg.Env},
+		TraceID:    traceID(ctx),
 	}
 	record := func(d rules.Decision) rules.Decision {
 		out.Flags = append(out.Flags, decisionOf(d))
@@ -57,6 +59,14 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 	if out.Auth, err = p.authenticate(ctx, snap, m, facts, record); err != nil {
 		return nil, err
 	}
+	_, span := p.stage(ctx, "flags")
+	defer func() {
+		if ev != nil && span.IsRecording() {
+			span.SetAttributes(attribute.String("mailscope.handler", ev.Handler), attribute.Bool("mailscope.dry_run", out.DryRun),
+				attribute.String("mailscope.disposition", string(out.Disposition)), attribute.Int("mailscope.flags.consulted", len(out.Flags)))
+		}
+		endStage(span, err)
+	}()
 	if consult(rules.FlagPause).Bool() {
 		return nil, errHeld
 	}
@@ -79,8 +89,10 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 // dkim: or trust: terms, whose facts do not exist yet (an exception for a
 // verified partner): then it is decided after authentication. Evaluate
 // and Explain both start here, so that they decide the pause alike.
-func (p *Pipeline) prepare(snap *rules.Snapshot, env contracts.Envelope, raw []byte) (*Mail, *rules.Facts, *rules.Decision, error) {
+func (p *Pipeline) prepare(ctx context.Context, snap *rules.Snapshot, env contracts.Envelope, raw []byte) (*Mail, *rules.Facts, *rules.Decision, error) {
+	_, span := p.stage(ctx, "parse", attribute.Int("mailscope.size", len(raw)))
 	m, err := ParseMail(env, raw)
+	endStage(span, err)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -122,19 +134,29 @@ func (p *Pipeline) authenticate(ctx context.Context, snap *rules.Snapshot, m *Ma
 	var notes []string
 	skipped := ""
 	if record(snap.Eval(rules.FlagDKIMVerify, facts)).Bool() {
+		vctx, span := p.stage(ctx, "verify")
 		var err error
-		res, err = p.verifier.Verify(ctx, m.Raw)
+		res, err = p.verifier.Verify(vctx, m.Raw)
 		if err != nil {
-			return contracts.Auth{}, transient("dkim: %w", err)
+			err = transient("dkim: %w", err)
+			endStage(span, err)
+			return contracts.Auth{}, err
 		}
 		if res.TempError {
 			since, givenUp := dnsGivenUpSince(ctx)
 			if !givenUp {
-				return contracts.Auth{}, dnsFailure("dkim temperror: %s", tempReasons(res))
+				err = dnsFailure("dkim temperror: %s", tempReasons(res))
+				endStage(span, err)
+				return contracts.Auth{}, err
 			}
 			notes = append(notes, fmt.Sprintf("DNS did not answer for the keys of the mail held since %s (the DNS hold bound): decided with dkim=temperror recorded", since.Format(time.RFC3339)))
 		}
-		dmarc = p.verifier.DMARC(ctx, m.FromDomain)
+		dmarc = p.verifier.DMARC(vctx, m.FromDomain)
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Int("mailscope.dkim.signatures", len(res.Signatures)),
+				attribute.Int("mailscope.dkim.pass_domains", len(res.PassDomains)))
+		}
+		endStage(span, nil)
 	} else {
 		skipped = "verification skipped by rule " + rules.FlagDKIMVerify
 		res.Signatures = []contracts.DKIMResult{{Result: contracts.ResultNone, Reason: skipped}}

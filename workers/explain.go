@@ -34,7 +34,7 @@ type Explanation struct {
 // DNS temperrors (class DNS).
 func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contracts.Envelope, raw []byte) (_ *Explanation, err error) {
 	defer p.recovered("explain", env.ID, &err)
-	m, facts, early, err := p.prepare(snap, env, raw)
+	m, facts, early, err := p.prepare(ctx, snap, env, raw)
 	if err != nil {
 		return nil, err
 	}

@@ -129,8 +129,11 @@ func (w *Worker) watchHeld(runCtx context.Context, msg jetstream.Msg) {
 	defer recheck.Stop()
 	for {
 		changed := w.store.Changed()
-		v := w.policy.decide(event{step: stepHeldChecked, err: w.recheck(ctx, d), attempt: d.attempt})
-		if w.settle(ctx, d, v, nil) {
+		rctx, span := w.startProcess(ctx, d, "recheck", w.cfg.Names.HeldConsumer)
+		v := w.policy.decide(event{step: stepHeldChecked, err: w.recheck(rctx, d), attempt: d.attempt})
+		done := w.settle(rctx, d, v, nil)
+		endProcess(span, v, nil)
+		if done {
 			return
 		}
 	wait:

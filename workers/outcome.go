@@ -34,7 +34,10 @@ func (w *Worker) publishOutcome(ctx context.Context, out *contracts.Outcome) (*j
 		return nil, err
 	}
 	m := &nats.Msg{Subject: w.cfg.Names.OutcomeSubject(out.Disposition), Data: data}
-	return w.outcomes.Publish(ctx, m, out.ID)
+	ctx, span := w.startPublish(ctx, m.Subject, &m.Header)
+	ack, err := w.outcomes.Publish(ctx, m, out.ID)
+	endStage(span, err)
+	return ack, err
 }
 
 // errOutcomeGone: the outcome asked for is no longer in the stream (aged

@@ -11,6 +11,7 @@ import (
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Pipeline decides the outcome of one mail in two steps
@@ -24,6 +25,7 @@ type Pipeline struct {
 	verifier *auth.Verifier
 	handlers map[string]Handler
 	now      func() time.Time
+	tracer   trace.Tracer
 }
 
 // NewPipeline returns a Pipeline with the built-in handlers (see
@@ -37,6 +39,7 @@ func NewPipeline(cfg Config) *Pipeline {
 		verifier: auth.NewVerifier(cfg.Auth, auth.NewResolver(cfg.Auth)),
 		handlers: hs,
 		now:      time.Now,
+		tracer:   cfg.TracerProvider.Tracer(tracerName),
 	}
 }
 

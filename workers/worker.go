@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/groupcommit"
@@ -52,6 +53,7 @@ type Worker struct {
 	heldMail   sync.Map
 	heldChecks atomic.Int64
 	log        *slog.Logger
+	tracer     trace.Tracer
 	met        metrics
 }
 
@@ -66,7 +68,7 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &Worker{cfg: cfg, js: js, log: cfg.Logger, policy: policyOf(cfg), maxOutcome: maxOutcomeBytes(nc),
+	w := &Worker{cfg: cfg, js: js, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer(tracerName), policy: policyOf(cfg), maxOutcome: maxOutcomeBytes(nc),
 		claimSlots: make(chan struct{}, cfg.MaxClaimed)}
 	kv, err := js.KeyValue(ctx, cfg.Names.FlagsBucket)
 	if err != nil {

@@ -43,6 +43,11 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if *exit && !*demo {
 		return usageError{fmt.Errorf("--exit-after-demo needs --demo")}
 	}
+	flush, err := startTracing(ctx, "mailscope-dev")
+	if err != nil {
+		return err
+	}
+	defer flush()
 	s, err := dev.Start(ctx, c)
 	if err != nil {
 		return err

@@ -115,6 +115,11 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	c.Names = nf.names
+	flush, err := startTracing(ctx, "mailscope-producer")
+	if err != nil {
+		return err
+	}
+	defer flush()
 	nc, err := nf.connect(access.Producer)
 	if err != nil {
 		return err
@@ -169,6 +174,11 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	if dns != "" {
 		c.Auth.DNSServers = splitList(dns)
 	}
+	flush, err := startTracing(ctx, "mailscope-worker")
+	if err != nil {
+		return err
+	}
+	defer flush()
 	nc, err := nf.connect(access.Worker)
 	if err != nil {
 		return err

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/mailscope/mailscope/telemetry"
+	"github.com/mailscope/mailscope/workers"
+)
+
+// startTracing installs the process's TracerProvider for service (the
+// default service.name), configured by the OTEL_* environment (see
+// telemetry.StartTracing), and returns the function that flushes it on
+// exit.
+func startTracing(ctx context.Context, service string) (func(), error) {
+	t, err := telemetry.StartTracing(ctx, service, workers.Version)
+	if err != nil {
+		return nil, err
+	}
+	if t.Exporting {
+		slog.Info("exporting traces by OTLP", slog.String("protocol", t.Protocol))
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := t.Shutdown(sctx); err != nil {
+			slog.Warn("traces not flushed", slog.Any("err", err))
+		}
+	}, nil
+}

@@ -117,6 +117,10 @@ type ProcsConfig struct {
 	// ProducerArgs and WorkerArgs are passed through to the roles after
 	// the flags the load test sets.
 	ProducerArgs, WorkerArgs []string
+	// Env is added to the environment every child inherits from this
+	// process ("NAME=value" each, e.g. the OTEL_* variables). Default
+	// none.
+	Env []string
 	// Stderr receives the children's logs (MAILSCOPE_LOG_LEVEL=warn
 	// unless the environment says otherwise). Default os.Stderr.
 	Stderr io.Writer
@@ -238,7 +242,7 @@ func StartProcs(ctx context.Context, c ProcsConfig) (_ *System, err error) {
 func startChild(c ProcsConfig, name string, pipe bool, args ...string) (*Proc, io.Reader, error) {
 	cmd := exec.Command(c.Binary, args...)
 	cmd.SysProcAttr = childAttr()
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), c.Env...)
 	if os.Getenv("MAILSCOPE_LOG_LEVEL") == "" {
 		cmd.Env = append(cmd.Env, "MAILSCOPE_LOG_LEVEL=warn")
 	}

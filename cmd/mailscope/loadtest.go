@@ -38,6 +38,10 @@ type loadtestFlags struct {
 	openClients                                 int
 	ceilingTime                                 time.Duration
 	batch                                       producer.Batching
+	// exportTraces starts an OTLP sink; childEnv points the children's
+	// trace export at it.
+	exportTraces bool
+	childEnv     []string
 }
 
 func runLoadtest(ctx context.Context, args []string, out io.Writer) error {
@@ -61,6 +65,7 @@ func runLoadtest(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&f.dataDir, "data-dir", "", "with --procs or --dev: the server's data directory (default a temporary one, removed at the end unless --keep)")
 	fs.BoolVar(&f.keep, "keep", false, "with --procs or --dev: keep the temporary data directory")
 	fs.StringVar(&f.workerArgs, "worker-args", "", `with --procs: more flags for the worker, space-separated (e.g. "--concurrency 16")`)
+	fs.BoolVar(&f.exportTraces, "export-traces", false, "with --procs: the producer and worker export every span (always sampled) by OTLP/HTTP to a sink in this process that counts them, to measure what tracing costs (default off: spans are made for their ids, not exported)")
 	fs.StringVar(&f.producerArgs, "producer-args", "", "with --procs: more flags for the producer, space-separated")
 	fs.BoolVar(&f.producerOnly, "producer-only", false, "with --procs or --dev: start no worker (no outcomes): the producer's side alone")
 	fs.Var(groupCommitFlag{&f.batch}, "group-commit", "with --procs or --dev: the producer group-commits, as by default in production (--group-commit=false: every mail stored on its own)")
@@ -169,6 +174,21 @@ func runLoadtest(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
+	if f.exportTraces {
+		sink, err := loadtest.StartOTLPSink("127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer func() {
+			got, refused := sink.Requests()
+			fmt.Fprintf(out, "traces: %d spans exported to the load test's OTLP sink in %d requests (%d refused)\n", sink.Spans(), got, refused)
+			sink.Close()
+		}()
+		// Every span sampled, and a queue deep enough that none is
+		// dropped between exports: the cost of tracing at its highest.
+		f.childEnv = []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + sink.URL(), "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+			"OTEL_TRACES_SAMPLER=always_on", "OTEL_BSP_MAX_QUEUE_SIZE=262144", "OTEL_BSP_SCHEDULE_DELAY=1000"}
+	}
 	mc.Start = starter(mode, c, &f, keys.Addr(), out)
 
 	m, err := loadtest.Measure(ctx, mc)
@@ -195,7 +215,7 @@ func checkLoadtestFlags(mode string, set map[string]bool, c *loadtest.Config, f 
 			return fmt.Errorf("--%s needs --procs or --dev", name)
 		}
 	}
-	for _, name := range []string{"binary", "worker-args", "producer-args"} {
+	for _, name := range []string{"binary", "worker-args", "producer-args", "export-traces"} {
 		if set[name] && mode != "procs" {
 			return fmt.Errorf("--%s needs --procs", name)
 		}
@@ -270,7 +290,7 @@ func starter(mode string, c loadtest.Config, f *loadtestFlags, dnsServer string,
 			sys, err = loadtest.StartProcs(ctx, loadtest.ProcsConfig{
 				Binary: f.binary, DataDir: dir, DNSServer: dnsServer, GroupCommitOff: f.batch.Off,
 				LMTP: c.LMTPClients > 0, NoWorker: f.producerOnly,
-				WorkerArgs: wargs, ProducerArgs: pargs,
+				WorkerArgs: wargs, ProducerArgs: pargs, Env: f.childEnv,
 			})
 		} else {
 			sys, err = startDevSystem(ctx, dir, f, dnsServer)

@@ -234,6 +234,9 @@ func OutcomeLine(o *contracts.Outcome) string {
 	if o.Reason != "" {
 		fmt.Fprintf(&b, " reason=%q", o.Reason)
 	}
+	if o.TraceID != "" {
+		fmt.Fprintf(&b, " trace=%s", o.TraceID)
+	}
 	return b.String()
 }
 

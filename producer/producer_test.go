@@ -56,7 +56,7 @@ type bundle struct {
 
 func setup(t *testing.T) *bundle { return setupWith(t, options{}) }
 
-func setupWith(t *testing.T, o options) *bundle {
+func setupWith(t testing.TB, o options) *bundle {
 	t.Helper()
 	env := systest.StartWith(t, embedded.Config{MaxPayload: o.maxPayload})
 	b := &bundle{closeSrv: sync.OnceFunc(env.Server.Close), sys: env}

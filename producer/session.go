@@ -44,11 +44,11 @@ func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if from != "" && !validAddress(from) {
-		return errBadAddress
+		return s.refused(errBadAddress, "bad_sender")
 	}
 	if opts != nil && opts.Size > s.p.cfg.MaxSize {
 		s.p.met.mail(s.protocol, resultTooLarge)
-		return errTooLarge
+		return s.refused(errTooLarge, resultTooLarge)
 	}
 	s.from = from
 	return nil
@@ -56,7 +56,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !validAddress(to) {
-		return errBadAddress
+		return s.refused(errBadAddress, "bad_recipient")
 	}
 	s.rcpts = append(s.rcpts, to)
 	return nil
@@ -91,6 +91,7 @@ func (s *session) readFailed(err error) error {
 	reply, result := dataError(err)
 	if result != "" {
 		s.p.met.mail(s.protocol, result)
+		s.refused(reply, result)
 	}
 	return reply
 }
@@ -125,6 +126,7 @@ func (s *session) store(raw []byte) error {
 	}
 	s.p.met.published(s.protocol, start)
 	s.p.met.mail(s.protocol, resultStored)
+	s.stored(ctx, env.ID, ack.Sequence, int64(len(raw)))
 	return nil
 }
 

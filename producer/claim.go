@@ -139,6 +139,7 @@ func (s *session) storeClaim(ctx context.Context, head []byte, rest io.Reader) e
 	mailStored(ctx, env.ID, int(info.Size), ack.Duplicate)
 	s.p.met.published(s.protocol, start)
 	s.p.met.mail(s.protocol, resultStored)
+	s.stored(ctx, env.ID, ack.Sequence, int64(info.Size))
 	return nil
 }
 

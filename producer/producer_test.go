@@ -77,7 +77,9 @@ func setupWith(t testing.TB, o options) *bundle {
 	}
 	cfg := o.producer
 	cfg.SMTPAddr, cfg.LMTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
 	p, err := producer.New(cfg, b.nc)
 	if err != nil {
 		t.Fatal(err)

@@ -44,11 +44,11 @@ func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if from != "" && !validAddress(from) {
-		return errBadAddress
+		return s.refused(errBadAddress, "bad_sender")
 	}
 	if opts != nil && opts.Size > s.p.cfg.MaxSize {
 		s.p.met.mail(s.protocol, resultTooLarge)
-		return errTooLarge
+		return s.refused(errTooLarge, resultTooLarge)
 	}
 	s.from = from
 	return nil
@@ -56,7 +56,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !validAddress(to) {
-		return errBadAddress
+		return s.refused(errBadAddress, "bad_recipient")
 	}
 	s.rcpts = append(s.rcpts, to)
 	return nil
@@ -91,6 +91,7 @@ func (s *session) readFailed(err error) error {
 	reply, result := dataError(err)
 	if result != "" {
 		s.p.met.mail(s.protocol, result)
+		s.refused(reply, result)
 	}
 	return reply
 }
@@ -112,19 +113,20 @@ func (s *session) store(ctx context.Context, raw []byte) error {
 	ack, err := s.p.pub.Publish(ctx, &env, raw)
 	if err != nil {
 		s.p.met.mail(s.protocol, resultUnavailable)
-		s.p.cfg.Logger.Warn("mail not stored; client told to retry", slog.String("protocol", s.protocol),
+		s.p.cfg.Logger.WarnContext(ctx, "mail not stored; client told to retry", slog.String("protocol", s.protocol),
 			slog.String("client", s.client), slog.String("id", env.ID), slog.Any("err", err))
 		return errTempUnavailable
 	}
 	if ack.Duplicate {
 		// A resend of a mail stored before (its 250 was lost): the same
 		// content id, stored once.
-		s.p.cfg.Logger.Info("mail stored before; resend answered 250", slog.String("protocol", s.protocol),
+		s.p.cfg.Logger.InfoContext(ctx, "mail stored before; resend answered 250", slog.String("protocol", s.protocol),
 			slog.String("client", s.client), slog.String("id", env.ID), slog.Uint64("seq", ack.Sequence))
 	}
 	mailStored(ctx, env.ID, len(raw), ack.Duplicate)
 	s.p.met.published(s.protocol, start)
 	s.p.met.mail(s.protocol, resultStored)
+	s.stored(ctx, env.ID, ack.Sequence, int64(len(raw)))
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/dev"
+	"github.com/mailscope/mailscope/telemetry"
 )
 
 func runDev(ctx context.Context, args []string, out io.Writer) error {
@@ -31,9 +32,11 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	exit := fs.Bool("exit-after-demo", false, "with --demo: exit once every demo mail has its outcome (status 1 if any is unexpected)")
 	timeout := fs.Duration("demo-timeout", time.Minute, "with --demo: how long to wait for the outcomes")
 	web := addHTTPFlag(fs)
+	setLog := addLogFlag(fs, telemetry.LogText)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	setLog()
 	keyBucketSet := false
 	fs.Visit(func(f *flag.Flag) { keyBucketSet = keyBucketSet || f.Name == "key-bucket" })
 	if c.DNSServer != "" && !keyBucketSet {

@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/mailscope/mailscope/telemetry"
 )
 
 type command struct {
@@ -54,7 +56,6 @@ func usage(w io.Writer) {
 }
 
 func main() {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
 	tuneGC()
 	if len(os.Args) < 2 {
 		usage(os.Stderr)
@@ -70,6 +71,7 @@ func main() {
 		usage(os.Stderr)
 		os.Exit(2)
 	}
+	setLogger(os.Stderr, startLogFormat(os.Args[1]))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := cmd.run(ctx, os.Args[2:], os.Stdout); err != nil {
@@ -95,6 +97,52 @@ func logLevel() slog.Level {
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// startLogFormat is the log format set before a command parses its
+// flags (those with --log-format may change it): MAILSCOPE_LOG_FORMAT when
+// it names one, else text for dev and JSON for every other command.
+func startLogFormat(cmd string) telemetry.LogFormat {
+	if f, err := telemetry.ParseLogFormat(os.Getenv("MAILSCOPE_LOG_FORMAT")); err == nil {
+		return f
+	}
+	if cmd == "dev" {
+		return telemetry.LogText
+	}
+	return telemetry.LogJSON
+}
+
+// setLogger makes the default logger write format f to w, at the level
+// of MAILSCOPE_LOG_LEVEL (default info).
+func setLogger(w io.Writer, f telemetry.LogFormat) {
+	slog.SetDefault(slog.New(telemetry.NewLogHandler(w, f, &slog.HandlerOptions{Level: logLevel()})))
+}
+
+// logFormatFlag is the value of --log-format.
+type logFormatFlag struct{ f *telemetry.LogFormat }
+
+func (l logFormatFlag) String() string {
+	if l.f == nil { // the zero value, against which flag prints the default
+		return ""
+	}
+	return string(*l.f)
+}
+
+func (l logFormatFlag) Set(s string) error {
+	f, err := telemetry.ParseLogFormat(s)
+	if err == nil {
+		*l.f = f
+	}
+	return err
+}
+
+// addLogFlag adds --log-format (MAILSCOPE_LOG_FORMAT), default def, to
+// fs; the returned function, called once fs is parsed, makes the default
+// logger write that format to standard error.
+func addLogFlag(fs *flag.FlagSet, def telemetry.LogFormat) func() {
+	f := def
+	fs.Var(logFormatFlag{&f}, "log-format", `log format on standard error: "json" (one JSON object per line, with trace_id and span_id in a traced mail's lines) or "text" (key=value)`)
+	return func() { setLogger(os.Stderr, f) }
 }
 
 // parse parses args into fs, taking unset flags from the environment.

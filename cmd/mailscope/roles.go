@@ -111,9 +111,11 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 	var c producer.Config
 	addProducerFlags(fs, &c)
 	web := addHTTPFlag(fs)
+	setLog := addLogFlag(fs, telemetry.LogJSON)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	setLog()
 	c.Names = nf.names
 	flush, err := startTracing(ctx, "mailscope-producer")
 	if err != nil {
@@ -167,9 +169,11 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	addWorkerFlags(fs, &c, &dns)
 	web := addHTTPFlag(fs)
 	wait := fs.Duration("wait-provisioned", 5*time.Minute, "how long to wait, not ready, for streams, consumers and buckets that do not exist yet (0: fail at once)")
+	setLog := addLogFlag(fs, telemetry.LogJSON)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	setLog()
 	c.Names = nf.names
 	if dns != "" {
 		c.Auth.DNSServers = splitList(dns)

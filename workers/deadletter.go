@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/version"
 )
 
 // errDecided: the mail already has its outcome, of another disposition
@@ -51,7 +52,7 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, cause error) error
 		Attempt:     d.attempt,
 		Auth:        contracts.Auth{DKIM: []contracts.DKIMResult{}, Trust: contracts.TrustNone},
 		Flags:       []contracts.FlagDecision{},
-		Worker:      contracts.WorkerInfo{Name: w.cfg.Name, Version: Version, Env: w.cfg.Env},
+		Worker:      contracts.WorkerInfo{Name: w.cfg.Name, Version: version.Version, Env: w.cfg.Env},
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/version"
 )
 
 // statusInterval is how often a worker rewrites its status entry even
@@ -22,7 +23,7 @@ const statusInterval = 30 * time.Second
 func (w *Worker) Status() contracts.WorkerStatus {
 	st := contracts.WorkerStatus{
 		Schema:    contracts.StatusSchema,
-		Worker:    contracts.WorkerInfo{Name: w.cfg.Name, Version: Version, Env: w.cfg.Env},
+		Worker:    contracts.WorkerInfo{Name: w.cfg.Name, Version: version.Version, Env: w.cfg.Env},
 		Ready:     w.Ready(),
 		UpdatedAt: time.Now().UTC(),
 		Rules:     map[string]uint64{},

@@ -57,7 +57,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	stop, err := startTelemetry(web, s.Worker.Ready)
+	stop, err := startTelemetry(web, "dev", s.Worker.Ready)
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func TestMetricsAndProbes(t *testing.T) {
 		`mailscope_producer_mails_total{otel_scope_name="github.com/mailscope/mailscope/producer",otel_scope_schema_url="",otel_scope_version="",protocol="smtp",result="stored"} 1`,
 		`mailscope_mail_outcomes_total{disposition="processed"`,
 		`mailscope_worker_ready{`,
-		`mailscope_rules_invalid_keys{`,
+		`mailscope_rules_refused_keys{`,
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()

@@ -97,7 +97,10 @@ func (w *Worker) storeDeadLetter(ctx context.Context, d *delivery, reason string
 	h.Set(contracts.HeaderMsgID, d.env.ID)
 	dctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	_, err := w.js.PublishMsg(dctx, &nats.Msg{Subject: w.cfg.Names.DeadSubject, Header: h, Data: d.msg.Data()}, jetstream.WithMsgID(d.env.ID))
+	ack, err := w.js.PublishMsg(dctx, &nats.Msg{Subject: w.cfg.Names.DeadSubject, Header: h, Data: d.msg.Data()}, jetstream.WithMsgID(d.env.ID))
+	if err == nil && !ack.Duplicate {
+		w.met.deadLetter(ctx, class.String())
+	}
 	return err
 }
 

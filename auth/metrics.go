@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/mailscope/mailscope/contracts"
 )
 
 // Words of the rcode attribute when no answer came back.
@@ -27,15 +29,23 @@ type instruments struct {
 	queries  metric.Int64Counter
 	duration metric.Float64Histogram
 	lookups  metric.Int64Counter
-	hit      metric.MeasurementOption
-	miss     metric.MeasurementOption
+	// hit, miss and words (by DKIM result word) are the options of the
+	// counts made for every mail, made once so that counting allocates
+	// nothing (not even the variadic slice).
+	hit, miss []metric.AddOption
+	words     map[string][]metric.AddOption
 }
 
 func newMetrics() *instruments {
 	m := otel.Meter("github.com/mailscope/mailscope/auth")
 	ms := &instruments{
-		hit:  metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "hit"))),
-		miss: metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "miss"))),
+		hit:   addOptions(attribute.String("result", "hit")),
+		miss:  addOptions(attribute.String("result", "miss")),
+		words: map[string][]metric.AddOption{},
+	}
+	for _, w := range []string{contracts.ResultPass, contracts.ResultFail, contracts.ResultNeutral, contracts.ResultPolicy,
+		contracts.ResultTempError, contracts.ResultPermError, contracts.ResultNone} {
+		ms.words[w] = addOptions(attribute.String("result", w))
 	}
 	ms.results, _ = m.Int64Counter("mailscope.dkim.results",
 		metric.WithDescription("DKIM signatures verified, by RFC 8601 result (pass, fail, policy, neutral, temperror, permerror; none for a mail without a signature)"))
@@ -50,7 +60,16 @@ func newMetrics() *instruments {
 
 // dkimResult counts one verified signature's result word.
 func (ms *instruments) dkimResult(ctx context.Context, word string) {
-	ms.results.Add(ctx, 1, metric.WithAttributes(attribute.String("result", word)))
+	opts, ok := ms.words[word]
+	if !ok {
+		opts = addOptions(attribute.String("result", word))
+	}
+	ms.results.Add(ctx, 1, opts...)
+}
+
+// addOptions is the options of a measurement with attrs.
+func addOptions(attrs ...attribute.KeyValue) []metric.AddOption {
+	return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
 }
 
 // query records one query sent to a server at start, with its answer or
@@ -81,9 +100,9 @@ func (ms *instruments) systemQuery(ctx context.Context, start time.Time, err err
 // cacheLookup counts one lookup of the cache.
 func (ms *instruments) cacheLookup(ctx context.Context, hit bool) {
 	if hit {
-		ms.lookups.Add(ctx, 1, ms.hit)
+		ms.lookups.Add(ctx, 1, ms.hit...)
 	} else {
-		ms.lookups.Add(ctx, 1, ms.miss)
+		ms.lookups.Add(ctx, 1, ms.miss...)
 	}
 }
 

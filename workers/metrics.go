@@ -27,17 +27,18 @@ type metrics struct {
 	redelivered metric.Int64Counter
 	deadLetters metric.Int64Counter
 	process     metric.Float64Histogram
-	// processAttrs are the attributes of messaging.process.duration of
-	// a mail processed without error, by the subject it came on.
-	processAttrs map[string]attribute.Set
-	consumer     string
+	// processOpts are the options of messaging.process.duration of a
+	// mail processed without error, by the subject it came on, made once
+	// so that recording allocates nothing.
+	processOpts map[string][]metric.RecordOption
+	consumer    string
 }
 
 func newMetrics(w *Worker) metrics {
 	m := otel.Meter("github.com/mailscope/mailscope/workers")
-	ms := metrics{consumer: w.cfg.Names.Consumer, processAttrs: map[string]attribute.Set{}}
+	ms := metrics{consumer: w.cfg.Names.Consumer, processOpts: map[string][]metric.RecordOption{}}
 	for _, subject := range []string{w.cfg.Names.MailSubject, w.cfg.Names.ResumeSubject} {
-		ms.processAttrs[subject] = attribute.NewSet(ms.processAttributes(subject)...)
+		ms.processOpts[subject] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(ms.processAttributes(subject)...))}
 	}
 	ms.outcomes, _ = m.Int64Counter("mailscope.mail.outcomes",
 		metric.WithDescription("outcomes stored, by disposition"))
@@ -145,8 +146,8 @@ func (ms metrics) deadLetter(ctx context.Context, class string) {
 func (ms metrics) processed(ctx context.Context, d *delivery, v verdict) {
 	seconds := time.Since(d.start).Seconds()
 	subject := d.msg.Subject()
-	if set, ok := ms.processAttrs[subject]; ok && v.cause == nil {
-		ms.process.Record(ctx, seconds, metric.WithAttributeSet(set))
+	if opts, ok := ms.processOpts[subject]; ok && v.cause == nil {
+		ms.process.Record(ctx, seconds, opts...)
 		return
 	}
 	attrs := ms.processAttributes(subject)

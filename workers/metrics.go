@@ -32,6 +32,8 @@ type metrics struct {
 	// so that recording allocates nothing.
 	processOpts map[string][]metric.RecordOption
 	consumer    string
+	// gauges is the callback of the worker's gauges.
+	gauges metric.Registration
 }
 
 func newMetrics(w *Worker) metrics {
@@ -48,23 +50,6 @@ func newMetrics(w *Worker) metrics {
 		metric.WithDescription("outcomes the outcome stream already held (a mail processed again after a lost ack or a redelivery), kept once by deduplication"))
 	ms.duration, _ = m.Float64Histogram("mailscope.mail.processing.duration",
 		metric.WithUnit("s"), metric.WithDescription("time from delivery to outcome stored"))
-	_, _ = m.Int64ObservableGauge("mailscope.mail.held",
-		metric.WithDescription("mails this worker holds in flight, by reason (pause: mail.pause; dns: DNS silent past the attempt limit)"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			for reason, s := range w.heldStats() {
-				o.Observe(s.count, metric.WithAttributes(attribute.String("reason", reason)))
-			}
-			return nil
-		}))
-	_, _ = m.Float64ObservableGauge("mailscope.mail.held.oldest_age",
-		metric.WithUnit("s"),
-		metric.WithDescription("how long the longest-held mail this worker holds in flight has been held, by reason"),
-		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
-			for reason, s := range w.heldStats() {
-				o.Observe(s.oldest.Seconds(), metric.WithAttributes(attribute.String("reason", reason)))
-			}
-			return nil
-		}))
 	ms.retries, _ = m.Int64Counter("mailscope.mail.retries",
 		metric.WithDescription("redeliveries asked for (naks with a backoff), by failure class (transient, dns)"))
 	ms.redelivered, _ = m.Int64Counter("mailscope.mail.redelivered",
@@ -73,39 +58,45 @@ func newMetrics(w *Worker) metrics {
 		metric.WithDescription("dead letters stored, by failure class (malformed, transient)"))
 	ms.process, _ = m.Float64Histogram("messaging.process.duration",
 		metric.WithUnit("s"), metric.WithDescription("time from a mail's delivery to its settling (OpenTelemetry messaging semantic conventions; error.type is the failure class)"))
-	_, _ = m.Int64ObservableGauge("mailscope.rules.refused_keys",
-		metric.WithDescription("flag keys whose current value is not in force, by cause: parse (does not parse; the last good rules stay in force) or unknown_flag (not a known flag; never in force)"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			n := map[string]int64{rules.CauseParse: 0, rules.CauseUnknownFlag: 0}
-			for _, p := range w.store.Problems() {
-				n[p.Cause]++
+	held, _ := m.Int64ObservableGauge("mailscope.mail.held",
+		metric.WithDescription("mails this worker holds in flight, by reason (pause: mail.pause; dns: DNS silent past the attempt limit)"))
+	heldAge, _ := m.Float64ObservableGauge("mailscope.mail.held.oldest_age",
+		metric.WithUnit("s"),
+		metric.WithDescription("how long the longest-held mail this worker holds in flight has been held, by reason"))
+	refused, _ := m.Int64ObservableGauge("mailscope.rules.refused_keys",
+		metric.WithDescription("flag keys whose current value is not in force, by cause: parse (does not parse; the last good rules stay in force) or unknown_flag (not a known flag; never in force)"))
+	revision, _ := m.Int64ObservableGauge("mailscope.rules.key.revision",
+		metric.WithDescription("KV revision of the rules in force for each known flag; absent for a flag with no key (its default applies)"))
+	ready, _ := m.Int64ObservableGauge("mailscope.worker.ready",
+		metric.WithDescription("1 when the worker has loaded the rules and takes mail"))
+	// One callback for the worker's gauges, unregistered when Run ends
+	// (stop): a worker that stopped reports nothing.
+	ms.gauges, _ = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for reason, s := range w.heldStats() {
+			attrs := metric.WithAttributes(attribute.String("reason", reason))
+			o.ObserveInt64(held, s.count, attrs)
+			o.ObserveFloat64(heldAge, s.oldest.Seconds(), attrs)
+		}
+		n := map[string]int64{rules.CauseParse: 0, rules.CauseUnknownFlag: 0}
+		for _, p := range w.store.Problems() {
+			n[p.Cause]++
+		}
+		for cause, c := range n {
+			o.ObserveInt64(refused, c, metric.WithAttributes(attribute.String("cause", cause)))
+		}
+		snap := w.store.Snapshot()
+		for _, f := range rules.Known() {
+			if rs := snap.RuleSet(f.Name); rs != nil {
+				o.ObserveInt64(revision, int64(rs.Revision), metric.WithAttributes(attribute.String("flag", f.Name)))
 			}
-			for cause, c := range n {
-				o.Observe(c, metric.WithAttributes(attribute.String("cause", cause)))
-			}
-			return nil
-		}))
-	_, _ = m.Int64ObservableGauge("mailscope.rules.key.revision",
-		metric.WithDescription("KV revision of the rules in force for each known flag; absent for a flag with no key (its default applies)"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			snap := w.store.Snapshot()
-			for _, f := range rules.Known() {
-				if rs := snap.RuleSet(f.Name); rs != nil {
-					o.Observe(int64(rs.Revision), metric.WithAttributes(attribute.String("flag", f.Name)))
-				}
-			}
-			return nil
-		}))
-	_, _ = m.Int64ObservableGauge("mailscope.worker.ready",
-		metric.WithDescription("1 when the worker has loaded the rules and takes mail"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			if w.Ready() {
-				o.Observe(1)
-			} else {
-				o.Observe(0)
-			}
-			return nil
-		}))
+		}
+		r := int64(0)
+		if w.Ready() {
+			r = 1
+		}
+		o.ObserveInt64(ready, r)
+		return nil
+	}, held, heldAge, refused, revision, ready)
 	return ms
 }
 
@@ -121,6 +112,13 @@ func (ms metrics) outcome(ctx context.Context, disposition string, seconds float
 
 func (ms metrics) failure(ctx context.Context, class, action string) {
 	ms.failures.Add(ctx, 1, metric.WithAttributes(attribute.String("class", class), attribute.String("action", action)))
+}
+
+// stop ends the worker's gauges.
+func (ms metrics) stop() {
+	if ms.gauges != nil {
+		_ = ms.gauges.Unregister()
+	}
 }
 
 // retry counts a redelivery asked for, by class.

@@ -6,7 +6,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath \
-    -ldflags "-s -w -X github.com/mailscope/mailscope/workers.Version=${VERSION}" \
+    -ldflags "-s -w -X github.com/mailscope/mailscope/version.Version=${VERSION}" \
     -o /mailscope ./cmd/mailscope
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -34,6 +34,7 @@ type Resolver struct {
 	cache  *cache
 	group  singleflight.Group
 	tracer trace.Tracer
+	met    *instruments
 }
 
 // NewResolver returns a resolver configured by cfg (see [Config] for the
@@ -46,6 +47,7 @@ func NewResolver(cfg Config) *Resolver {
 		tcp:    &dns.Client{Net: "tcp", Timeout: cfg.Timeout},
 		cache:  newCache(cfg.CacheSize),
 		tracer: cfg.TracerProvider.Tracer(tracerName),
+		met:    newMetrics(),
 	}
 }
 
@@ -67,7 +69,9 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error)
 	if err := ctx.Err(); err != nil {
 		return nil, &TempError{Name: key, Err: err}
 	}
-	if e, ok := r.cache.get(key, r.cfg.Now()); ok {
+	e, ok := r.cache.get(key, r.cfg.Now())
+	r.met.cacheLookup(ctx, ok)
+	if ok {
 		return slices.Clone(e.txts), e.err
 	}
 	ctx, span := r.startLookup(ctx, key)
@@ -138,7 +142,9 @@ func (r *Resolver) exchange(ctx context.Context, name, server string) (*dns.Msg,
 		err  error
 	)
 	for range r.cfg.Retries + 1 {
+		start := time.Now()
 		resp, _, err = r.udp.ExchangeContext(ctx, q, server)
+		r.met.query(ctx, start, resp, err)
 		var ne net.Error
 		if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
 			break
@@ -148,7 +154,9 @@ func (r *Resolver) exchange(ctx context.Context, name, server string) (*dns.Msg,
 		return nil, err
 	}
 	if resp.Truncated {
+		start := time.Now()
 		resp, _, err = r.tcp.ExchangeContext(ctx, q, server)
+		r.met.query(ctx, start, resp, err)
 		if err != nil {
 			return nil, fmt.Errorf("over tcp: %w", err)
 		}
@@ -160,7 +168,9 @@ func (r *Resolver) exchange(ctx context.Context, name, server string) (*dns.Msg,
 func (r *Resolver) querySystem(ctx context.Context, name string) (*entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
+	start := time.Now()
 	txts, err := net.DefaultResolver.LookupTXT(ctx, name)
+	r.met.systemQuery(ctx, start, err)
 	e := &entry{name: name, txts: txts, expires: r.cfg.Now().Add(SystemTTL)}
 	var de *net.DNSError
 	switch {

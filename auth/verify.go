@@ -73,6 +73,7 @@ type Result struct {
 func (v *Verifier) Verify(ctx context.Context, raw []byte) (Result, error) {
 	sigs, ended := scanSignatures(raw)
 	if len(sigs) == 0 {
+		v.r.met.dkimResult(ctx, contracts.ResultNone)
 		return Result{Signatures: []contracts.DKIMResult{{Result: contracts.ResultNone}}}, nil
 	}
 	if !ended {
@@ -109,6 +110,7 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (Result, error) {
 			d = tags["d"]
 		}
 		word, reason := classify(vf.Err, tags)
+		v.r.met.dkimResult(ctx, word)
 		res.Signatures = append(res.Signatures, contracts.DKIMResult{
 			Domain:           d,
 			Selector:         tags["s"],

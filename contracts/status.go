@@ -25,12 +25,13 @@ type WorkerStatus struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Rules maps each flag key with rules in force to its KV revision.
 	Rules map[string]uint64 `json:"rules"`
-	// Problems lists keys whose current value does not parse; each keeps
-	// its last good rules (if it had any).
+	// Problems lists the keys the worker refused: values that do not
+	// parse, which keep their last good rules (if they had any), and keys
+	// that are not registered flags, never in force.
 	Problems []RuleProblem `json:"problems"`
-	// Unknown lists keys in the bucket that are not registered flags;
-	// their rules are accepted as strings (a typo in a key name shows
-	// up here).
+	// Unknown lists keys in the bucket that are not registered flags (a
+	// typo in a key name shows up here); each is also in Problems, with
+	// cause "unknown_flag", and its rules are never in force.
 	Unknown []string `json:"unknown"`
 }
 
@@ -38,7 +39,11 @@ type WorkerStatus struct {
 type RuleProblem struct {
 	Flag     string `json:"flag"`
 	Revision uint64 `json:"revision"`
-	// Errors are "line N: message" strings.
+	// Cause is "parse" (the value does not parse) or "unknown_flag" (the
+	// key is not a registered flag).
+	Cause string `json:"cause"`
+	// Errors are "line N: message" strings; for unknown_flag, one message
+	// naming the nearest known flag.
 	Errors []string `json:"errors"`
 	// KeptRevision is the revision still in force, 0 when none (the
 	// flag's default applies).

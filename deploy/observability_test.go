@@ -376,7 +376,7 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 	sites, vars := dashboardExprs(t)
 	sites = append(sites, alertExprs(t)...)
 
-	srv, err := telemetry.Start("127.0.0.1:0", nil)
+	srv, err := telemetry.Start("127.0.0.1:0", telemetry.ServiceName("worker"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,7 @@ func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if from != "" && !validAddress(from) {
+		s.p.met.reply(s.protocol, errBadAddress.Code)
 		return s.refused(errBadAddress, "bad_sender")
 	}
 	if opts != nil && opts.Size > s.p.cfg.MaxSize {
@@ -56,6 +57,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !validAddress(to) {
+		s.p.met.reply(s.protocol, errBadAddress.Code)
 		return s.refused(errBadAddress, "bad_recipient")
 	}
 	s.rcpts = append(s.rcpts, to)
@@ -90,7 +92,7 @@ func (s *session) read(r io.Reader) (head []byte, rest io.Reader, err error) {
 func (s *session) readFailed(err error) error {
 	reply, result := dataError(err)
 	if result != "" {
-		s.p.met.mail(s.protocol, result)
+		s.p.met.mailReply(s.protocol, result, reply.Code)
 		s.refused(reply, result)
 	}
 	return reply

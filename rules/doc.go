@@ -17,8 +17,8 @@
 // flags accept only the literals of ParseBool, so an unknown word is an
 // error, never "on". VALUE may be empty, or left out, only for string
 // flags: "SCOPE PRIORITY" alone means the empty string, which for
-// mail.reject means "do not reject". Keys that are not registered flags
-// are accepted as string flags.
+// mail.reject means "do not reject". A key that is not a registered flag
+// is refused (cause CauseUnknownFlag) and its rules are never in force.
 //
 // Rules are tried from the highest priority down; the first whose scope
 // matches decides. With no match, the flag's registered default applies.

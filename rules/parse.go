@@ -42,17 +42,27 @@ type LineError struct {
 	Msg string
 }
 
-// Error returns "line N: MSG".
-func (e LineError) Error() string { return "line " + strconv.Itoa(e.Line) + ": " + e.Msg }
+// Error returns "line N: MSG", or MSG alone for line 0 (the key itself).
+func (e LineError) Error() string {
+	if e.Line == 0 {
+		return e.Msg
+	}
+	return "line " + strconv.Itoa(e.Line) + ": " + e.Msg
+}
 
-// ParseError is returned by Parse when any line of a key's value is bad.
-// A key is all-or-nothing: one bad line rejects the whole value.
+// ParseError is returned by Parse when a key is refused: any line of its
+// value is bad (a key is all-or-nothing: one bad line rejects the whole
+// value), or the key is not a known flag.
 type ParseError struct {
 	// Flag is the flag name (the KV key).
 	Flag string
 	// Revision is the KV revision of the rejected value.
 	Revision uint64
-	// Lines lists every bad line, in line order.
+	// Cause is CauseParse for bad lines, CauseUnknownFlag for a key that
+	// is not a known flag.
+	Cause string
+	// Lines lists every bad line, in line order; for CauseUnknownFlag,
+	// one entry of line 0 that says so and names the nearest known flag.
 	Lines []LineError
 }
 
@@ -85,15 +95,24 @@ const maxPriority = 1<<31 - 1
 // with fields separated by whitespace. VALUE is the rest of the line,
 // trimmed; it may contain spaces and '#'. PRIORITY is a non-negative
 // decimal integer, unique within the key. VALUE must parse as the flag's
-// type (see Type); it may be empty (or left out) only for string flags,
-// including unknown flags, which are accepted as strings.
+// type (see Type); it may be empty (or left out) only for string flags.
+//
+// A flag that is not a known one (see Known) is refused whatever its
+// rules: the error is a *ParseError of cause CauseUnknownFlag. The empty
+// flag name is the exception: its rules' scopes and priorities are
+// checked and values taken as strings, for checking rule text before
+// knowing its flag.
 //
 // The error, if any, is a *ParseError listing every bad line; then the
 // returned RuleSet is nil.
 func Parse(flag string, revision uint64, text []byte) (*RuleSet, error) {
 	def, known := lookup(flag)
-	if !known {
-		def = Flag{Name: flag, Type: TypeString}
+	switch {
+	case flag == "":
+		def = Flag{Type: TypeString}
+	case !known:
+		return nil, &ParseError{Flag: flag, Revision: revision, Cause: CauseUnknownFlag,
+			Lines: []LineError{{Msg: unknownFlag(flag)}}}
 	}
 	return parseFlag(def, revision, text)
 }
@@ -127,7 +146,7 @@ func parseFlag(def Flag, revision uint64, text []byte) (*RuleSet, error) {
 		rs.Rules = append(rs.Rules, r)
 	}
 	if len(errs) > 0 {
-		return nil, &ParseError{Flag: flag, Revision: revision, Lines: errs}
+		return nil, &ParseError{Flag: flag, Revision: revision, Cause: CauseParse, Lines: errs}
 	}
 	slices.SortFunc(rs.Rules, func(a, b Rule) int { return b.Priority - a.Priority })
 	return rs, nil

@@ -57,7 +57,7 @@ mail_header:X-Url:https?://x 8 colon in regex
 				{Line: 2, ScopeText: "env:b", Priority: 2, Value: "ON"},
 				{Line: 1, ScopeText: "env:a", Priority: 1, Value: "off"},
 			}},
-		{name: "unknown flag is a string", flag: "mail.future", text: "default 1 anything at all",
+		{name: "no flag: values are strings", flag: "", text: "default 1 anything at all",
 			want: []Rule{{Line: 1, ScopeText: "default", Priority: 1, Value: "anything at all"}}},
 		{name: "int ok", def: &intFlag, text: "default 1 -42", want: []Rule{{Line: 1, ScopeText: "default", Priority: 1, Value: "-42"}}},
 		{name: "duration ok", def: &durFlag, text: "default 1 1m30s", want: []Rule{{Line: 1, ScopeText: "default", Priority: 1, Value: "1m30s"}}},
@@ -193,5 +193,42 @@ func TestRegistry(t *testing.T) {
 	}
 	if TypeBool.String() != "bool" || TypeDuration.String() != "duration" || Type(99).String() != "Type(99)" {
 		t.Error("Type.String")
+	}
+}
+
+// TestParseUnknownFlag: a key that is not a known flag is refused whatever
+// its rules, with cause unknown_flag and the nearest known flag when it
+// looks like a typo.
+func TestParseUnknownFlag(t *testing.T) {
+	for _, tc := range []struct {
+		flag, text string
+		want       string
+		near       bool
+	}{
+		{"mail.handlr", "default 1 discard", `"mail.handlr" is not a known flag (did you mean mail.handler?)`, true},
+		{"Mail.Pause", "default 1 on", `(did you mean mail.pause?)`, true},
+		{"mail.future", "default 1 anything", `"mail.future" is not a known flag; known flags: mail.auth.dkim_strong,`, false},
+		{"mail.handlr", "bogus", `did you mean mail.handler?`, true}, // refused as unknown before its lines are read
+	} {
+		rs, err := Parse(tc.flag, 4, []byte(tc.text))
+		var pe *ParseError
+		if !errors.As(err, &pe) || rs != nil {
+			t.Fatalf("%s: %v, %v; want a *ParseError", tc.flag, rs, err)
+		}
+		if pe.Cause != CauseUnknownFlag || pe.Flag != tc.flag || pe.Revision != 4 || len(pe.Lines) != 1 || pe.Lines[0].Line != 0 {
+			t.Errorf("%s: %+v", tc.flag, pe)
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, tc.flag+" rev 4: ") || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: error %q, want it to contain %q", tc.flag, msg, tc.want)
+		}
+		if _, ok := Nearest(tc.flag); ok != tc.near {
+			t.Errorf("Nearest(%s) found %v, want %v", tc.flag, ok, tc.near)
+		}
+	}
+	// A known flag's bad lines are of cause parse.
+	_, err := Parse(FlagPause, 1, []byte("default 1 maybe"))
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Cause != CauseParse {
+		t.Errorf("bad value: %v, want cause parse", err)
 	}
 }

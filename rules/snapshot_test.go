@@ -117,8 +117,7 @@ default 0 publish
 env:staging 10 quarantine
 rcpt:@x\.example$ 20 discard
 `,
-		FlagPause:  "env:prod 5 on",
-		"mail.new": "env:prod 1 hello",
+		FlagPause: "env:prod 5 on",
 	})
 	f := &Facts{Env: "staging", Rcpts: []string{"a@x.example"}}
 	d := s.Eval(FlagHandler, f)
@@ -141,12 +140,9 @@ rcpt:@x\.example$ 20 discard
 	if d := s.Eval(FlagDKIMVerify, f); d.Value != "true" || !d.Bool() || d.Rule != nil {
 		t.Errorf("no rules: %+v", d)
 	}
-	// Unknown flag without a matching rule: "".
+	// Unknown flag (it has no rules: Parse refuses them): "".
 	if d := s.Eval("mail.new", f); d.Value != "" || d.Rule != nil {
 		t.Errorf("unknown flag: %+v", d)
-	}
-	if d := s.Eval("mail.new", &Facts{Env: "prod"}); d.Value != "hello" {
-		t.Errorf("unknown flag rule: %+v", d)
 	}
 	// A nil snapshot gives defaults.
 	var none *Snapshot
@@ -156,7 +152,7 @@ rcpt:@x\.example$ 20 discard
 	if rs := s.RuleSet(FlagHandler); rs == nil || len(rs.Rules) != 3 {
 		t.Errorf("RuleSet = %+v", rs)
 	}
-	if got := fmt.Sprint(s.Flags()); got != "[mail.handler mail.new mail.pause]" {
+	if got := fmt.Sprint(s.Flags()); got != "[mail.handler mail.pause]" {
 		t.Errorf("Flags = %s", got)
 	}
 }

@@ -38,8 +38,10 @@ var errRewatch = errors.New("rules: watch ended")
 //
 // A key whose value does not parse keeps its last good rules (if any);
 // the problem is logged at Error level and listed by Problems until the
-// key is fixed or deleted. A deleted or purged key removes the flag's
-// rules, so its default applies.
+// key is fixed or deleted. A key that is not a known flag (a typo such as
+// mail.handlr) is refused the same way, and its rules are never in force.
+// A deleted or purged key removes the flag's rules, so its default
+// applies.
 //
 // When the watch ends while the Store's context is live (the watcher's
 // channel closed after a connection loss, or the bucket was deleted or
@@ -113,8 +115,10 @@ func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
 // Ready reports whether the first Snapshot is in place.
 func (s *Store) Ready() bool { return s.ready.Load() }
 
-// Problems lists the keys currently holding a value that does not parse,
-// sorted by flag. Their last good rules, if any, stay in force.
+// Problems lists the keys currently refused, sorted by flag: those
+// holding a value that does not parse (cause CauseParse; their last good
+// rules, if any, stay in force) and those that are not a known flag
+// (cause CauseUnknownFlag; never in force).
 func (s *Store) Problems() []ParseError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -284,7 +288,7 @@ func (s *Store) reload(ctx context.Context, entries map[string]jetstream.KeyValu
 			s.good[e.Key()] = last
 		}
 		s.apply(e)
-		if _, bad := s.bad[e.Key()]; bad {
+		if pe, bad := s.bad[e.Key()]; bad && pe.Cause == CauseParse {
 			// The key's last good revision is in its history; what this
 			// Store kept may be older (it was away) or absent (it just
 			// started), and every worker must keep the same one.
@@ -368,20 +372,21 @@ func (s *Store) apply(e jetstream.KeyValueEntry) {
 		s.bad[flag] = pe
 		if s.reported[flag] != rev {
 			s.reported[flag] = rev
+			if pe.Cause == CauseUnknownFlag {
+				s.log.Error("rules: key is not a known flag; its rules are refused",
+					"flag", flag, "revision", rev, "cause", pe.Cause, "error", pe.Lines[0].Msg)
+				return
+			}
 			_, kept := s.good[flag]
 			for _, l := range pe.Lines {
 				s.log.Error("rules: bad flag rules, keeping last good rules",
-					"flag", flag, "revision", rev, "line", l.Line, "error", l.Msg, "kept_last_good", kept)
+					"flag", flag, "revision", rev, "cause", pe.Cause, "line", l.Line, "error", l.Msg, "kept_last_good", kept)
 			}
 		}
 		return
 	}
 	delete(s.bad, flag)
 	s.good[flag] = rs
-	if _, known := lookup(flag); !known && s.reported[flag] != rev {
-		s.reported[flag] = rev
-		s.log.Warn("rules: unknown flag, rules accepted as strings", "flag", flag, "revision", rev)
-	}
 }
 
 // publish swaps in a Snapshot of the current rules and signals Changed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -127,9 +128,9 @@ func handler(s *Snapshot, f *Facts) string { return s.Eval(FlagHandler, f).Value
 
 func TestStore(t *testing.T) {
 	b := setupStore(t, map[string]string{
-		FlagHandler: "env:staging 10 quarantine\ndefault 0 publish",
-		FlagPause:   "env:prod 1 maybe", // bad from the start
-		"mail.new":  "default 1 x",      // unknown flag
+		FlagHandler:   "env:staging 10 quarantine\ndefault 0 publish",
+		FlagPause:     "env:prod 1 maybe",  // bad from the start
+		"mail.handlr": "default 1 discard", // a typo: not a known flag
 	})
 	ctx := t.Context()
 	st := b.store
@@ -155,20 +156,30 @@ func TestStore(t *testing.T) {
 		if s.RuleSet(FlagPause) != nil {
 			t.Error("bad key has rules")
 		}
-		if s.Eval("mail.new", staging).Value != "x" {
-			t.Error("unknown flag not loaded as string")
+		if s.RuleSet("mail.handlr") != nil || slices.Contains(s.Flags(), "mail.handlr") {
+			t.Error("a key that is not a known flag is in force")
 		}
 		p := st.Problems()
-		if len(p) != 1 || p[0].Flag != FlagPause || p[0].Lines[0].Line != 1 {
-			t.Errorf("Problems = %+v", p)
+		if len(p) != 2 || p[0].Flag != "mail.handlr" || p[0].Cause != CauseUnknownFlag ||
+			p[1].Flag != FlagPause || p[1].Cause != CauseParse || p[1].Lines[0].Line != 1 {
+			t.Fatalf("Problems = %+v", p)
+		}
+		if msg := p[0].Error(); !strings.Contains(msg, "not a known flag (did you mean mail.handler?)") {
+			t.Errorf("unknown flag problem %q", msg)
 		}
 		logs := b.logs.String()
 		if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "flag=mail.pause") || !strings.Contains(logs, "line=1") {
 			t.Errorf("bad value not logged at error: %s", logs)
 		}
-		if !strings.Contains(logs, "level=WARN msg=\"rules: unknown flag") {
-			t.Errorf("unknown flag not warned: %s", logs)
+		if !strings.Contains(logs, `level=ERROR msg="rules: key is not a known flag; its rules are refused" flag=mail.handlr`) ||
+			!strings.Contains(logs, "cause=unknown_flag") {
+			t.Errorf("unknown flag not logged at error: %s", logs)
 		}
+		// Removing the key ends its problem.
+		if err := b.kv.Purge(ctx, "mail.handlr"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, st, "the unknown key's problem gone", func(*Snapshot) bool { return len(st.Problems()) == 1 })
 	})
 
 	t.Run("put", func(t *testing.T) {
@@ -217,10 +228,10 @@ func TestStore(t *testing.T) {
 		if p := st.Problems(); len(p) != 0 {
 			t.Errorf("Problems after delete = %+v", p)
 		}
-		if err := b.kv.Purge(ctx, "mail.new"); err != nil {
+		if err := b.kv.Purge(ctx, FlagReject); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, st, "purge", func(s *Snapshot) bool { return s.RuleSet("mail.new") == nil })
+		waitFor(t, st, "purge", func(s *Snapshot) bool { return s.RuleSet(FlagReject) == nil })
 	})
 
 	t.Run("bucket deleted and re-created", func(t *testing.T) {

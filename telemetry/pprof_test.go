@@ -20,7 +20,7 @@ func TestPprof(t *testing.T) {
 		{"WithPprof", []telemetry.Option{telemetry.WithPprof()}, http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, err := telemetry.Start("127.0.0.1:0", nil, tc.opts...)
+			srv, err := telemetry.Start("127.0.0.1:0", "mailscope-test", nil, tc.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,6 +6,12 @@
 // Packages record metrics through the global OpenTelemetry MeterProvider
 // (otel.Meter); Start installs a provider that exports them. Without
 // Start the instruments are no-ops.
+//
+// Every histogram in seconds gets the buckets of [DurationBuckets]. Next
+// to the instruments, /metrics has the Go runtime (go_*) and process
+// (process_*) collectors, mailscope_build_info and target_info, whose
+// labels are the process's OpenTelemetry resource (service.name,
+// service.version and what OTEL_RESOURCE_ATTRIBUTES adds).
 package telemetry
 
 import (
@@ -18,11 +24,24 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/mailscope/mailscope/version"
 )
+
+// DurationBuckets are the bucket boundaries, in seconds, of every
+// histogram whose unit is "s": 1 ms to 10 s, about three per decade.
+var DurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// ServiceName returns the default service.name of a mailscope role:
+// "mailscope-" followed by the role ("mailscope-worker").
+func ServiceName(role string) string { return "mailscope-" + role }
 
 // Server is a running telemetry endpoint.
 type Server struct {
@@ -50,17 +69,30 @@ func WithPprof() Option { return func(o *options) { o.pprof = true } }
 // (always 200 while the process runs) and /readyz (200 when ready()
 // reports true, 503 otherwise; ready may be nil for always ready) on addr,
 // and /debug/pprof/ with [WithPprof] (default off).
-func Start(addr string, ready func() bool, opts ...Option) (*Server, error) {
+//
+// service is the default service.name of the resource (see
+// [ServiceName]); OTEL_SERVICE_NAME replaces it and
+// OTEL_RESOURCE_ATTRIBUTES adds attributes, as the OpenTelemetry SDK
+// reads them. service.version is [version.Version].
+func Start(addr, service string, ready func() bool, opts ...Option) (*Server, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
+	res, err := serviceResource(service)
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
+	if err := registerCollectors(reg); err != nil {
+		return nil, err
+	}
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
-	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res),
+		sdkmetric.WithView(durationView))
 	otel.SetMeterProvider(provider)
 
 	mux := http.NewServeMux()
@@ -95,6 +127,44 @@ func Start(addr string, ready func() bool, opts ...Option) (*Server, error) {
 		}
 	}()
 	return s, nil
+}
+
+// durationView gives every histogram in seconds [DurationBuckets] (the
+// SDK's default buckets, 0 to 10000, are meant for milliseconds).
+var durationView = sdkmetric.NewView(
+	sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram, Unit: "s"},
+	sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: DurationBuckets}},
+)
+
+// serviceResource is the process's resource: the SDK's defaults, then
+// service.name and service.version, then what the OTEL_* variables say.
+func serviceResource(service string) (*resource.Resource, error) {
+	res, err := resource.New(context.Background(),
+		resource.WithAttributes(semconv.ServiceName(service), semconv.ServiceVersion(version.Version)),
+		resource.WithFromEnv(), resource.WithTelemetrySDK())
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		return nil, fmt.Errorf("telemetry: resource: %w", err)
+	}
+	res, err = resource.Merge(resource.Default(), res)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: resource: %w", err)
+	}
+	return res, nil
+}
+
+// registerCollectors adds the Go runtime and process collectors and the
+// build info to reg.
+func registerCollectors(reg *prometheus.Registry) error {
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("telemetry: %w", err)
+		}
+	}
+	return nil
 }
 
 // Addr returns the bound address.

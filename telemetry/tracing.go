@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -11,9 +10,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // Tracing is the process's installed TracerProvider; Shutdown flushes
@@ -46,25 +43,19 @@ type Tracing struct {
 //     resource's OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are read
 //     by the OpenTelemetry SDK itself, as its documentation says.
 //
-// service is the default service.name (OTEL_SERVICE_NAME wins) and
-// version the service.version.
+// service is the default service.name (OTEL_SERVICE_NAME wins; see
+// ServiceName); service.version is version.Version, as for the metrics.
 //
 // When nothing is exported, spans are still made, never sampled: they
 // cost an id and an allocation, no goroutine and no export, and their
 // trace ids still join a mail's log lines and outcome to the trace its
 // producer started. When exporting, one batch span processor (one
 // goroutine for the process) sends the sampled spans.
-func StartTracing(ctx context.Context, service, version string) (*Tracing, error) {
+func StartTracing(ctx context.Context, service string) (*Tracing, error) {
 	otel.SetTextMapPropagator(propagation.TraceContext{})
-	res, err := resource.New(ctx,
-		resource.WithAttributes(semconv.ServiceName(service), semconv.ServiceVersion(version)),
-		resource.WithFromEnv(), resource.WithTelemetrySDK())
-	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
-		return nil, fmt.Errorf("telemetry: resource: %w", err)
-	}
-	res, err = resource.Merge(resource.Default(), res)
+	res, err := serviceResource(service)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: resource: %w", err)
+		return nil, err
 	}
 	t := &Tracing{}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}

@@ -75,7 +75,7 @@ func TestTracingExportsByOTLPWhenAsked(t *testing.T) {
 	r := newOTLPReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", r.srv.URL)
 	t.Setenv("OTEL_SERVICE_NAME", "worker-eu-1")
-	tr, err := telemetry.StartTracing(t.Context(), "mailscope-worker", "v1.2.3")
+	tr, err := telemetry.StartTracing(t.Context(), "mailscope-worker")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestTracingWithoutExport(t *testing.T) {
 					t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
 				}
 			}
-			tr, err := telemetry.StartTracing(t.Context(), "mailscope-worker", "dev")
+			tr, err := telemetry.StartTracing(t.Context(), "mailscope-worker")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +144,7 @@ func TestTracingRefusesWhatItCannotDo(t *testing.T) {
 		t.Run(env[1], func(t *testing.T) {
 			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
 			t.Setenv(env[0], env[1])
-			if _, err := telemetry.StartTracing(t.Context(), "mailscope-worker", "dev"); err == nil || !strings.Contains(err.Error(), env[1]) {
+			if _, err := telemetry.StartTracing(t.Context(), "mailscope-worker"); err == nil || !strings.Contains(err.Error(), env[1]) {
 				t.Errorf("StartTracing with %s=%s: %v, want an error naming %q", env[0], env[1], err, env[1])
 			}
 		})
@@ -183,7 +183,7 @@ func TestTracingExportsByOTLPgRPC(t *testing.T) {
 	t.Cleanup(srv.Stop)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-	tr, err := telemetry.StartTracing(t.Context(), "mailscope-producer", "dev")
+	tr, err := telemetry.StartTracing(t.Context(), "mailscope-producer")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,17 +6,14 @@ import (
 	"runtime"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/groupcommit"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/trace"
+	"github.com/mailscope/mailscope/version"
 )
-
-// Version is the release of this build, reported in outcomes and matched
-// by release: scopes. Set at build time with
-// -ldflags "-X github.com/mailscope/mailscope/workers.Version=v1.2.3".
-var Version = "dev"
 
 // Config configures a worker. Every field has a usable default.
 type Config struct {
@@ -74,7 +71,7 @@ type Config struct {
 	// Env is the environment matched by env: scopes, e.g. "staging".
 	// Default "" (no env: scope matches).
 	Env string
-	// Release is the version matched by release: scopes. Default Version.
+	// Release is the version matched by release: scopes. Default version.Version.
 	Release string
 	// Name identifies this worker in outcomes. Default the host name.
 	Name string
@@ -152,7 +149,7 @@ func (c Config) WithDefaults() Config {
 		c.OrphanAge = time.Hour
 	}
 	if c.Release == "" {
-		c.Release = Version
+		c.Release = version.Version
 	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()

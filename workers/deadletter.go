@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/version"
 )
 
 // errDecided: the mail already has its outcome, of another disposition
@@ -51,7 +52,7 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, cause error) error
 		Attempt:     d.attempt,
 		Auth:        contracts.Auth{DKIM: []contracts.DKIMResult{}, Trust: contracts.TrustNone},
 		Flags:       []contracts.FlagDecision{},
-		Worker:      contracts.WorkerInfo{Name: w.cfg.Name, Version: Version, Env: w.cfg.Env},
+		Worker:      contracts.WorkerInfo{Name: w.cfg.Name, Version: version.Version, Env: w.cfg.Env},
 		TraceID:     traceID(ctx),
 	})
 	if err != nil {
@@ -98,8 +99,11 @@ func (w *Worker) storeDeadLetter(ctx context.Context, d *delivery, reason string
 	dctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	dctx, span := w.startPublish(dctx, w.cfg.Names.DeadSubject, &h)
-	_, err := w.js.PublishMsg(dctx, &nats.Msg{Subject: w.cfg.Names.DeadSubject, Header: h, Data: d.msg.Data()}, jetstream.WithMsgID(d.env.ID))
+	ack, err := w.js.PublishMsg(dctx, &nats.Msg{Subject: w.cfg.Names.DeadSubject, Header: h, Data: d.msg.Data()}, jetstream.WithMsgID(d.env.ID))
 	endStage(span, err)
+	if err == nil && !ack.Duplicate {
+		w.met.deadLetter(ctx, class.String())
+	}
 	return err
 }
 

@@ -28,6 +28,9 @@ type delivery struct {
 	// attempt counts deliveries from 1, the attempts used before a hold
 	// included.
 	attempt int
+	// numDelivered is the consumer's delivery count of the message (0
+	// when unknown).
+	numDelivered uint64
 	// hold is why and since when the mail has been held, if it was.
 	hold  holdInfo
 	start time.Time
@@ -50,7 +53,7 @@ func (d *delivery) logger() *slog.Logger {
 func (w *Worker) newDelivery(msg jetstream.Msg) *delivery {
 	d := &delivery{msg: msg, attempt: 1, start: time.Now(), base: w.log}
 	if md, err := msg.Metadata(); err == nil {
-		d.attempt = int(md.NumDelivered)
+		d.attempt, d.numDelivered = int(md.NumDelivered), md.NumDelivered
 	}
 	d.attempt += priorAttempts(msg.Headers())
 	d.hold = holdInfoOf(msg.Headers())
@@ -73,6 +76,7 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 	ctx := context.WithoutCancel(runCtx)
 	d := w.newDelivery(msg)
 	ctx, span := w.startProcess(ctx, d, "process", w.cfg.Names.Consumer)
+	w.met.delivered(ctx, d)
 	// Slow processing (DNS retries, a slow handler) must not outlive
 	// AckWait, or the server would hand the mail to a second worker.
 	stopProgress := w.keepInProgress(msg)
@@ -100,6 +104,7 @@ func (w *Worker) handle(runCtx context.Context, msg jetstream.Msg) {
 	w.settle(sctx, d, v, out)
 	sspan.End()
 	endProcess(span, v, out)
+	w.met.processed(ctx, d, v)
 }
 
 // keepInProgress tells the server every progressEvery that msg is still

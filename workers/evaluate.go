@@ -6,10 +6,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
-	"go.opentelemetry.io/otel/attribute"
+	"github.com/mailscope/mailscope/version"
 )
 
 // Evaluation is what Evaluate decided about one mail: everything but the
@@ -48,7 +50,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 		ReceivedAt: env.ReceivedAt,
 		Attempt:    attempt,
 		Flags:      make([]contracts.FlagDecision, 0, 6),
-		Worker:     contracts.WorkerInfo{Name: p.cfg.Name, Version: Version, Env: p.cfg.Env},
+		Worker:     contracts.WorkerInfo{Name: p.cfg.Name, Version: version.Version, Env: p.cfg.Env},
 		TraceID:    traceID(ctx),
 	}
 	record := func(d rules.Decision) rules.Decision {

@@ -58,6 +58,7 @@ func (w *Worker) settle(ctx context.Context, d *delivery, v verdict, out *contra
 		w.ack(ctx, d, "if the mail is redelivered its outcome is deduplicated")
 	case actRetry:
 		d.logger().WarnContext(ctx, "will retry", slog.Any("err", v.cause), slog.Duration("delay", v.delay))
+		w.met.retry(ctx, ClassOf(v.cause).String())
 		w.nak(d, v.delay)
 	case actDead:
 		d.logger().ErrorContext(ctx, "dead-lettering mail", slog.String("class", ClassOf(v.cause).String()), slog.Any("err", v.cause))

@@ -3,7 +3,6 @@ package workers
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"regexp"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/version"
 )
 
 // statusInterval is how often a worker rewrites its status entry even
@@ -22,7 +22,7 @@ const statusInterval = 30 * time.Second
 func (w *Worker) Status() contracts.WorkerStatus {
 	st := contracts.WorkerStatus{
 		Schema:    contracts.StatusSchema,
-		Worker:    contracts.WorkerInfo{Name: w.cfg.Name, Version: Version, Env: w.cfg.Env},
+		Worker:    contracts.WorkerInfo{Name: w.cfg.Name, Version: version.Version, Env: w.cfg.Env},
 		Ready:     w.Ready(),
 		UpdatedAt: time.Now().UTC(),
 		Rules:     map[string]uint64{},
@@ -34,16 +34,16 @@ func (w *Worker) Status() contracts.WorkerStatus {
 		if rs := snap.RuleSet(f); rs != nil {
 			st.Rules[f] = rs.Revision
 		}
-		if _, known := rules.Lookup(f); !known {
-			st.Unknown = append(st.Unknown, f)
-		}
 	}
 	for _, p := range w.store.Problems() {
-		rp := contracts.RuleProblem{Flag: p.Flag, Revision: p.Revision, KeptRevision: st.Rules[p.Flag]}
+		rp := contracts.RuleProblem{Flag: p.Flag, Revision: p.Revision, Cause: p.Cause, KeptRevision: st.Rules[p.Flag]}
 		for _, l := range p.Lines {
-			rp.Errors = append(rp.Errors, fmt.Sprintf("line %d: %s", l.Line, l.Msg))
+			rp.Errors = append(rp.Errors, l.Error())
 		}
 		st.Problems = append(st.Problems, rp)
+		if p.Cause == rules.CauseUnknownFlag {
+			st.Unknown = append(st.Unknown, p.Flag)
+		}
 	}
 	return st
 }

@@ -131,6 +131,7 @@ func (w *Worker) Rules() *rules.Store { return w.store }
 // Run returns an error when the rules cannot be loaded or a consumer
 // disappears.
 func (w *Worker) Run(ctx context.Context) error {
+	defer w.met.stop() // a stopped worker reports no gauges
 	// Everything Run starts ends with it, also when it fails.
 	storeCtx, stopStore := context.WithCancel(ctx)
 	defer stopStore()

@@ -46,7 +46,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if *exit && !*demo {
 		return usageError{fmt.Errorf("--exit-after-demo needs --demo")}
 	}
-	flush, err := startTracing(ctx, "mailscope-dev")
+	flush, err := startTracing(ctx, "dev")
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	stop, err := startTelemetry(web, s.Worker.Ready)
+	stop, err := startTelemetry(web, "dev", s.Worker.Ready)
 	if err != nil {
 		return err
 	}

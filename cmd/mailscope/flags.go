@@ -43,13 +43,17 @@ func runFlags(ctx context.Context, args []string, out io.Writer) error {
 // errInvalid reports rules that do not parse (exit status 1).
 var errInvalid = errors.New("rules do not parse")
 
+// errUnknownFlag reports a FLAG that is not a known flag (exit status 1).
+var errUnknownFlag = errors.New("not a known flag")
+
 // flagsCheck validates rule text exactly as workers do.
 func flagsCheck(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("flags check", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: mailscope flags check [FLAG [FILE|-]]\n\n"+
 			"Validates the rules for FLAG (read from FILE, or stdin) as workers do; exit status 1 with\n"+
-			"line-numbered errors. Without FLAG, scopes and priorities are checked, not values.\n"+
+			"line-numbered errors, or when FLAG is not a known flag (workers refuse such a key).\n"+
+			"Without FLAG, scopes and priorities are checked, not values.\n"+
 			"Safe editing:\n"+
 			"  mailscope flags check mail.handler rules.txt && nats kv put mail_flags mail.handler \"$(cat rules.txt)\"")
 	}
@@ -63,6 +67,9 @@ func flagsCheck(args []string, out io.Writer) error {
 	// Without FLAG (or with "-" as FLAG) scopes and priorities are
 	// checked, values are taken as strings.
 	name := fs.Arg(0)
+	if err := checkFlagName(name); err != nil {
+		return err
+	}
 	var text []byte
 	var err error
 	if fs.NArg() < 2 || fs.Arg(1) == "-" {
@@ -96,15 +103,30 @@ func flagsCheck(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%d rules ok (values not checked: give FLAG to check them against its type)\n", len(rs.Rules))
 		return nil
 	}
-	kind := "unknown flag, values taken as strings"
-	if f, ok := rules.Lookup(name); ok {
-		kind = f.Type.String()
-		if f.Type == rules.TypeEnum {
-			kind += " " + strings.Join(f.Enum, "|")
-		}
+	f, _ := rules.Lookup(name)
+	kind := f.Type.String()
+	if f.Type == rules.TypeEnum {
+		kind += " " + strings.Join(f.Enum, "|")
 	}
 	fmt.Fprintf(out, "%s: %d rules ok (%s)\n", name, len(rs.Rules), kind)
 	return nil
+}
+
+// checkFlagName refuses a FLAG that is not a known flag, as workers
+// refuse its key, naming the nearest known flag when it looks like a
+// typo. "" and "-" (no flag) pass.
+func checkFlagName(name string) error {
+	if name == "" || name == "-" {
+		return nil
+	}
+	if _, ok := rules.Lookup(name); ok {
+		return nil
+	}
+	hint := ""
+	if near, ok := rules.Nearest(name); ok {
+		hint = fmt.Sprintf(" (did you mean %s?)", near)
+	}
+	return fmt.Errorf("%w: %s%s; workers refuse a key of that name (mailscope flags list shows the known flags)", errUnknownFlag, name, hint)
 }
 
 // neverMatches explains why rule r can never match in the rules for
@@ -219,7 +241,7 @@ func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
 	}
 	printExplanation(out, e)
 	if probs := store.Problems(); len(probs) > 0 {
-		fmt.Fprintln(out, "\nproblems (these keys keep their last good rules):")
+		fmt.Fprintln(out, "\nproblems (refused keys: a value that does not parse keeps the key's last good rules; a key that is not a known flag is never in force):")
 		for _, p := range probs {
 			fmt.Fprintf(out, "  %v\n", &p)
 		}

@@ -43,6 +43,20 @@ func TestFlagsCheck(t *testing.T) {
 	if r := run(t, "", nil, []byte("default 0 maybe\n"), "flags", "check", "mail.pause"); r.code != 1 {
 		t.Errorf("bool 'maybe': exit %d, want 1", r.code)
 	}
+	// A FLAG that is not a known flag fails, naming the nearest one.
+	dir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rules.txt"), []byte("default 0 publish\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ flag, want string }{
+		{"mail.handlr", "not a known flag: mail.handlr (did you mean mail.handler?)"},
+		{"mail.future.thing", "not a known flag: mail.future.thing; workers refuse"},
+	} {
+		r := run(t, dir, nil, nil, "flags", "check", tc.flag, "rules.txt")
+		if r.code != 1 || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stdout, "ok") {
+			t.Errorf("flags check %s: exit %d, stdout %q, stderr %q; want 1 and %q", tc.flag, r.code, r.stdout, r.stderr, tc.want)
+		}
+	}
 	// Without FLAG: scopes and priorities only.
 	if r := run(t, "", nil, []byte("rcpt:^a@ 10 anything at all\n"), "flags", "check"); r.code != 0 || !strings.Contains(r.stdout, "1 rules ok") {
 		t.Errorf("no FLAG, good rules: exit %d, %q %q", r.code, r.stdout, r.stderr)

@@ -14,11 +14,12 @@ import (
 	"github.com/mailscope/mailscope/producer"
 	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/telemetry"
+	"github.com/mailscope/mailscope/version"
 	"github.com/mailscope/mailscope/workers"
 )
 
 func runVersion(_ context.Context, _ []string, out io.Writer) error {
-	_, err := fmt.Fprintln(out, "mailscope", workers.Version)
+	_, err := fmt.Fprintln(out, "mailscope", version.Version)
 	return err
 }
 
@@ -117,7 +118,7 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 	}
 	setLog()
 	c.Names = nf.names
-	flush, err := startTracing(ctx, "mailscope-producer")
+	flush, err := startTracing(ctx, "producer")
 	if err != nil {
 		return err
 	}
@@ -134,7 +135,7 @@ func runProducer(ctx context.Context, args []string, out io.Writer) error {
 	if err := p.Listen(); err != nil {
 		return err
 	}
-	stop, err := startTelemetry(web, func() bool { return nc.IsConnected() })
+	stop, err := startTelemetry(web, "producer", func() bool { return nc.IsConnected() })
 	if err != nil {
 		return err
 	}
@@ -178,7 +179,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	if dns != "" {
 		c.Auth.DNSServers = splitList(dns)
 	}
-	flush, err := startTracing(ctx, "mailscope-worker")
+	flush, err := startTracing(ctx, "worker")
 	if err != nil {
 		return err
 	}
@@ -190,7 +191,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	defer nc.Close()
 	// Alive (and not ready) while it waits for provisioning.
 	var worker atomic.Pointer[workers.Worker]
-	stop, err := startTelemetry(web, func() bool {
+	stop, err := startTelemetry(web, "worker", func() bool {
 		w := worker.Load()
 		return w != nil && w.Ready() && nc.IsConnected()
 	})
@@ -224,8 +225,8 @@ func addHTTPFlag(fs *flag.FlagSet) *httpFlags {
 }
 
 // startTelemetry serves metrics and probes (and pprof when asked for)
-// when an address is set.
-func startTelemetry(h *httpFlags, ready func() bool) (func(), error) {
+// when an address is set, as service "mailscope-ROLE".
+func startTelemetry(h *httpFlags, role string, ready func() bool) (func(), error) {
 	if h.addr == "" {
 		if h.pprof {
 			slog.Warn("--pprof has no effect without --http-addr")
@@ -238,7 +239,7 @@ func startTelemetry(h *httpFlags, ready func() bool) (func(), error) {
 		opts = append(opts, telemetry.WithPprof())
 		paths += ", /debug/pprof/"
 	}
-	s, err := telemetry.Start(h.addr, ready, opts...)
+	s, err := telemetry.Start(h.addr, telemetry.ServiceName(role), ready, opts...)
 	if err != nil {
 		return nil, err
 	}

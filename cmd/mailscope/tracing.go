@@ -6,15 +6,14 @@ import (
 	"time"
 
 	"github.com/mailscope/mailscope/telemetry"
-	"github.com/mailscope/mailscope/workers"
 )
 
-// startTracing installs the process's TracerProvider for service (the
-// default service.name), configured by the OTEL_* environment (see
+// startTracing installs the process's TracerProvider for role (the
+// default service.name is mailscope-ROLE), configured by the OTEL_* environment (see
 // telemetry.StartTracing), and returns the function that flushes it on
 // exit.
-func startTracing(ctx context.Context, service string) (func(), error) {
-	t, err := telemetry.StartTracing(ctx, service, workers.Version)
+func startTracing(ctx context.Context, role string) (func(), error) {
+	t, err := telemetry.StartTracing(ctx, telemetry.ServiceName(role))
 	if err != nil {
 		return nil, err
 	}

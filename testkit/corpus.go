@@ -2,9 +2,13 @@ package testkit
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -31,6 +35,29 @@ type CorpusCase struct {
 	Note string `json:"note"`
 	// Raw is the mail, read from File.
 	Raw []byte `json:"-"`
+	// Deviation, when not nil, is what mailscope says instead of Want,
+	// from the corpus's deviations.json, written by hand.
+	Deviation *Deviation `json:"-"`
+}
+
+// Deviation is a known difference between mailscope's results for a
+// corpus case and those RFC 6376 asks for.
+type Deviation struct {
+	// Result and Reason are mailscope's results and reason substrings,
+	// one per signature.
+	Result []string `json:"result"`
+	Reason []string `json:"reason"`
+	// Why says where the difference comes from.
+	Why string `json:"why"`
+}
+
+// Expected returns the results, and reason substrings, a test of
+// mailscope must see: Want and WantReason, or the Deviation's.
+func (c *CorpusCase) Expected() (results, reasons []string) {
+	if c.Deviation != nil {
+		return c.Deviation.Result, c.Deviation.Reason
+	}
+	return c.Want, c.WantReason
 }
 
 // TXT is one TXT record of a corpus's zone, its strings joined.
@@ -48,8 +75,9 @@ type Corpus struct {
 	Zone   []TXT        `json:"-"`
 }
 
-// LoadCorpus reads the corpus in dir: cases.json, each case's mail and
-// the zone file zone.txt (TXT records only).
+// LoadCorpus reads the corpus in dir: cases.json, each case's mail, the
+// zone file zone.txt (TXT records only) and, when there is one,
+// deviations.json (an object of Deviation by case name).
 func LoadCorpus(dir string) (*Corpus, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "cases.json"))
 	if err != nil {
@@ -59,8 +87,24 @@ func LoadCorpus(dir string) (*Corpus, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("testkit: corpus: cases.json: %w", err)
 	}
+	devs := map[string]*Deviation{}
+	switch b, err := os.ReadFile(filepath.Join(dir, "deviations.json")); {
+	case err == nil:
+		if err := json.Unmarshal(b, &devs); err != nil {
+			return nil, fmt.Errorf("testkit: corpus: deviations.json: %w", err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("testkit: corpus: %w", err)
+	}
 	for i := range c.Cases {
 		cc := &c.Cases[i]
+		if d, ok := devs[cc.Name]; ok {
+			if len(d.Result) != len(cc.Want) || len(d.Reason) != len(cc.Want) {
+				return nil, fmt.Errorf("testkit: corpus: deviation %s: %d results, %d reasons, want %d", cc.Name, len(d.Result), len(d.Reason), len(cc.Want))
+			}
+			cc.Deviation = d
+			delete(devs, cc.Name)
+		}
 		if len(cc.Want) == 0 || len(cc.WantReason) != len(cc.Want) || len(cc.DKIMPy) != len(cc.Want) {
 			return nil, fmt.Errorf("testkit: corpus: case %s: want %d results, %d reasons, dkimpy %d",
 				cc.Name, len(cc.Want), len(cc.WantReason), len(cc.DKIMPy))
@@ -68,6 +112,9 @@ func LoadCorpus(dir string) (*Corpus, error) {
 		if cc.Raw, err = os.ReadFile(filepath.Join(dir, cc.File)); err != nil {
 			return nil, fmt.Errorf("testkit: corpus: %w", err)
 		}
+	}
+	if len(devs) > 0 {
+		return nil, fmt.Errorf("testkit: corpus: deviations for %v, which are no cases", slices.Sorted(maps.Keys(devs)))
 	}
 	f, err := os.Open(filepath.Join(dir, "zone.txt"))
 	if err != nil {

@@ -208,7 +208,8 @@ def build():
     case(n, sign(mail(n), "sstar"), [("pass", "")])
     n = "6376-3.6.1-s=other-service"
     case(n, sign(mail(n), "sother"), [("permerror", "inappropriate service")],
-         "dkimpy refuses the key and returns False; the key cannot verify email, a permanent error in RFC 8601 words")
+         "dkimpy swallows its own 'unknown service type' error and then raises with the message None; "
+         "the key is not for email (RFC 6376 3.6.1), a permanent error in RFC 8601 words")
     n = "6376-3.6.1-k=rsa"
     case(n, sign(mail(n), "krsa"), [("pass", "")])
     n = "6376-3.6.1-k-default-rsa"
@@ -217,6 +218,7 @@ def build():
     case(n, sign(mail(n), "ed"), [("pass", "")])
     n = "6376-6.1.2-k=ed25519-refuses-rsa-sha256"
     case(n, sign(mail(n), "kmismatch", alg=b"rsa-sha256"), [("permerror", "inappropriate key algorithm")],
+         "dkimpy tries the ed25519 key on the RSA signature and PyNaCl raises; "
          "RFC 6376 6.1.2 step 7: PERMFAIL (inappropriate key algorithm)")
     n = "6376-6.1.2-p=-revoked"
     case(n, sign(mail(n), "revoked"), [("permerror", "key revoked")],

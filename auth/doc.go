@@ -29,9 +29,29 @@
 // not checked against the clock at all, so a signer whose clock runs
 // ahead is accepted.)
 //
-// Body length (l=). A signature with an l= tag is refused with the result
-// "policy" (RFC 8601 2.7.1: valid in form but unacceptable by local
-// policy): l= lets anyone append unsigned text to a signed body.
+// Body length (l=). A signature with an l= tag no larger than the body
+// is refused with the result "policy" (RFC 8601 2.7.1: valid in form but
+// unacceptable by local policy): l= lets anyone append unsigned text to a
+// signed body (RFC 6376 8.2). An l= larger than the canonicalized body
+// present is a "fail" (RFC 6376 3.7, 6.1.3: the body the signer hashed is
+// not all there), and an l= that is not 1 to 76 digits a "permerror".
+// go-msgauth refuses every l= before hashing, so Verify counts the
+// canonicalized body itself (one pass, no copy) to tell these apart.
+//
+// Key flags (t=). A key record with the flag t=s refuses a signature whose
+// i= domain is not d= itself, a subdomain included (RFC 6376 3.6.1):
+// "permerror", the word go-msgauth gives the key's other refusals (h=,
+// s=, k=). go-msgauth reads t= but does not apply it, so Verify keeps the
+// key records it fetched for a mail and checks the flag after go-msgauth.
+// The flag t=y (testing) changes no result.
+//
+// Differential corpus. testdata/differential holds mails signed by dkimpy,
+// a second implementation, with their DNS zone, one per clause of RFC 6376
+// checked (key tags, i=, l=, canonicalization, repeated and absent header
+// fields); its gen.py made them. One case is a known deviation: go-msgauth
+// compares i= with d= case-sensitively, so an i= domain written in other
+// letter case than d= is a permerror ("domain mismatch") although RFC 6376
+// accepts it.
 //
 // Bare LF. A mail stored with bare LF line endings (published straight to
 // the stream rather than received over SMTP, whose client side sends

@@ -10,18 +10,20 @@ func TestScanSignatures(t *testing.T) {
 		raw   string
 		sigs  []string
 		ended bool
+		body  string // what follows the header section
 	}{
-		{"From: a\r\n\r\nbody\r\nDKIM-Signature: no\r\n", nil, true},
+		{"From: a\r\n\r\nbody\r\nDKIM-Signature: no\r\n", nil, true, "body\r\nDKIM-Signature: no\r\n"},
 		{"DKIM-Signature: v=1; d=a.example;\r\n\ts=x;\r\n b=abc\r\nFrom: a\r\n\r\n",
-			[]string{" v=1; d=a.example;\r\n\ts=x;\r\n b=abc\r\n"}, true},
+			[]string{" v=1; d=a.example;\r\n\ts=x;\r\n b=abc\r\n"}, true, ""},
 		{"dkim-signature:a=1\nX: y\n continued\nDKIM-Signature : b=2\n folded\n",
-			[]string{"a=1\n", " b=2\n folded\n"}, false},
-		{" leading continuation\r\nDKIM-Signature: c=3", []string{" c=3"}, false},
-		{"DKIM-Signature-Not: x\r\nDKIM-Signature x\r\n\r\n", nil, true},
+			[]string{"a=1\n", " b=2\n folded\n"}, false, ""},
+		{" leading continuation\r\nDKIM-Signature: c=3", []string{" c=3"}, false, ""},
+		{"DKIM-Signature-Not: x\r\nDKIM-Signature x\r\n\r\n", nil, true, ""},
+		{"From: a\n\n\nbody\n", nil, true, "\nbody\n"},
 	} {
-		sigs, ended := scanSignatures([]byte(tc.raw))
-		if fmt.Sprintf("%q", sigs) != fmt.Sprintf("%q", tc.sigs) || ended != tc.ended {
-			t.Errorf("%q:\n got %q, %v\nwant %q, %v", tc.raw, sigs, ended, tc.sigs, tc.ended)
+		sigs, ended, body := scanSignatures([]byte(tc.raw))
+		if fmt.Sprintf("%q", sigs) != fmt.Sprintf("%q", tc.sigs) || ended != tc.ended || tc.raw[body:] != tc.body {
+			t.Errorf("%q:\n got %q, %v, body %q\nwant %q, %v, body %q", tc.raw, sigs, ended, tc.raw[body:], tc.sigs, tc.ended, tc.body)
 		}
 	}
 }
@@ -31,5 +33,9 @@ func TestParseTags(t *testing.T) {
 	want := map[string]string{"a": "rsa-sha256", "d": "Example.com", "s": "s1", "c": "relaxed/simple", "l": "10"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got %v\nwant %v", got, want)
+	}
+	key := parseTags("v=DKIM1; k=rsa; t = y : s ; h=sha256; p=AB CD", "t", "k")
+	if want := map[string]string{"k": "rsa", "t": "y:s"}; fmt.Sprint(key) != fmt.Sprint(want) {
+		t.Errorf("key record: got %v\nwant %v", key, want)
 	}
 }

@@ -52,13 +52,17 @@ type Result struct {
 // a result in RFC 8601 words:
 //
 //   - pass: the signature verified;
-//   - fail: the body hash or the signature did not verify;
+//   - fail: the body hash or the signature did not verify, or its l=
+//     body length is larger than the body present (RFC 6376 3.7, 6.1.3);
 //   - policy: the signature is valid in form but refused by policy (it
-//     has an l= body length tag, which lets anyone append to the body);
-//   - permerror: the signature cannot be verified: malformed, missing or
-//     revoked key (NXDOMAIN, no TXT record, empty p=), rsa-sha1, an RSA
-//     key under 1024 bits, expired (x= in the past, with no clock-skew
-//     allowance: see the package documentation), and so on;
+//     has an l= body length tag no larger than the body, which lets
+//     anyone append to the body);
+//   - permerror: the signature cannot be verified: malformed (a bad l=
+//     included), missing or revoked key (NXDOMAIN, no TXT record, empty
+//     p=), a key that refuses it (h=, s=, k=, or t=s with an i= domain
+//     that is not d= itself: RFC 6376 3.6.1), rsa-sha1, an RSA key under
+//     1024 bits, expired (x= in the past, with no clock-skew allowance:
+//     see the package documentation), and so on;
 //   - temperror: the key could not be fetched now (DNS timeout, SERVFAIL,
 //     a failing [KeySource]).
 //
@@ -71,11 +75,12 @@ type Result struct {
 // only when ctx ends or the mail cannot be read at all, and then its
 // Result is not to be used.
 func (v *Verifier) Verify(ctx context.Context, raw []byte) (Result, error) {
-	sigs, ended := scanSignatures(raw)
+	sigs, ended, bodyAt := scanSignatures(raw)
 	if len(sigs) == 0 {
 		v.r.met.dkimResult(ctx, contracts.ResultNone)
 		return Result{Signatures: []contracts.DKIMResult{{Result: contracts.ResultNone}}}, nil
 	}
+	body := raw[bodyAt:]
 	if !ended {
 		// A mail of header fields only: give go-msgauth the empty line
 		// (and empty body) it needs to find the end of the header.
@@ -84,10 +89,16 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (Result, error) {
 			end += end
 		}
 		raw = slices.Concat(raw, []byte(end))
+		body = nil
 	}
+	var keys keyRecords
 	verifs, err := dkim.VerifyWithOptions(&chunkReader{b: raw}, &dkim.VerifyOptions{
 		LookupTXT: func(name string) ([]string, error) {
-			return v.lookupKey(ctx, name)
+			txts, err := v.lookupKey(ctx, name)
+			if err == nil {
+				keys.put(name, txts)
+			}
+			return txts, err
 		},
 		MaxVerifications: v.cfg.MaxSignatures,
 	})
@@ -110,6 +121,7 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (Result, error) {
 			d = tags["d"]
 		}
 		word, reason := classify(vf.Err, tags)
+		word, reason = check(tags, word, reason, &keys, body)
 		v.r.met.dkimResult(ctx, word)
 		res.Signatures = append(res.Signatures, contracts.DKIMResult{
 			Domain:           d,
@@ -219,7 +231,8 @@ func classify(err error, tags map[string]string) (word, reason string) {
 	default:
 		// go-msgauth checks l= before hashing anything, and reports it
 		// as a failure; RFC 8601 calls a refused-by-policy signature
-		// "policy" (go-msgauth's own TODO says so too).
+		// "policy" (go-msgauth's own TODO says so too). check turns it
+		// into a fail when l= is larger than the body.
 		word = contracts.ResultFail
 		if _, ok := tags["l"]; ok {
 			word = contracts.ResultPolicy

@@ -461,7 +461,9 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 	systest.WaitFor(t, "the worker to hold the rules and refuse the two bad keys", func() bool {
 		s := w.Status()
 		return s.Rules[rules.FlagHandler] == revs[rules.FlagHandler] && s.Rules[rules.FlagReject] == revs[rules.FlagReject] &&
-			s.Rules[rules.FlagPause] == revs[rules.FlagPause] && len(s.Problems) == 1 && s.Problems[0].Flag == rules.FlagDryRun &&
+			s.Rules[rules.FlagPause] == revs[rules.FlagPause] && len(s.Problems) == 2 &&
+			slices.ContainsFunc(s.Problems, func(p contracts.RuleProblem) bool { return p.Flag == rules.FlagDryRun && p.Cause == "parse" }) &&
+			slices.ContainsFunc(s.Problems, func(p contracts.RuleProblem) bool { return p.Flag == "mail.handlr" && p.Cause == "unknown_flag" }) &&
 			slices.Contains(s.Unknown, "mail.handlr")
 	})
 

@@ -125,6 +125,14 @@ type natsValues struct {
 	NatsBox struct {
 		Enabled bool `json:"enabled"`
 	} `json:"natsBox"`
+	// PromExporter is the chart's prometheus-nats-exporter sidecar.
+	PromExporter struct {
+		Enabled    bool `json:"enabled"`
+		Port       int  `json:"port"`
+		PodMonitor struct {
+			Enabled bool `json:"enabled"`
+		} `json:"podMonitor"`
+	} `json:"promExporter"`
 
 	// raw is the merged values, as Helm holds them.
 	raw map[string]any
@@ -497,6 +505,12 @@ func TestNATSChartConfig(t *testing.T) {
 			}
 			if v.NatsBox.Enabled {
 				t.Error("natsBox enabled: with no anonymous user it has no credentials to act with")
+			}
+			// The dashboard's lag panel and the lag alert read the
+			// exporter (deploy/observability), on the port the
+			// NetworkPolicy admits.
+			if !v.PromExporter.Enabled || v.PromExporter.Port != 7777 {
+				t.Errorf("promExporter enabled %v port %d, want enabled on 7777", v.PromExporter.Enabled, v.PromExporter.Port)
 			}
 		})
 	}

@@ -66,7 +66,8 @@ func sampleOutcome() Outcome {
 			TextParts:   []TextPart{{ContentType: "text/plain", Text: "hi"}},
 			Attachments: []Attachment{{Filename: "a.pdf", ContentType: "application/pdf", Size: 10}},
 		},
-		Worker: WorkerInfo{Name: "worker-0", Version: "v0.1.0", Env: "dev"},
+		Worker:  WorkerInfo{Name: "worker-0", Version: "v0.1.0", Env: "dev"},
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
 	}
 }
 

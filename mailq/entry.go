@@ -1,7 +1,6 @@
 package mailq
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,10 +58,9 @@ func entryOf(m *jetstream.RawStreamMsg) Entry {
 	if id := h.Get(contracts.HeaderOriginalID); id != "" && e.ID == "" {
 		e.ID = id
 	}
-	if r := h.Get(contracts.HeaderDeadReason); r != "" {
-		e.Reason = r
-		e.Class = h.Get(contracts.HeaderDeadClass)
-		e.Attempts, _ = strconv.Atoi(h.Get(contracts.HeaderAttempts))
+	if dl, ok, _ := contracts.DecodeDeadLetter(h); ok {
+		// A broken attempt count leaves Attempts at what could be read.
+		e.Reason, e.Class, e.Attempts = dl.Reason, dl.Class, dl.Attempts
 	} else {
 		e.Reason = h.Get(contracts.HeaderHeldReason)
 		if t, err := time.Parse(time.RFC3339Nano, h.Get(contracts.HeaderHeldSince)); err == nil {

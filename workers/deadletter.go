@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -91,10 +90,7 @@ func (w *Worker) completeDead(ctx context.Context, d *delivery, first *contracts
 func (w *Worker) storeDeadLetter(ctx context.Context, d *delivery, reason string, class Class, attempt int) error {
 	h := nats.Header{}
 	copyHeaders(h, d.msg.Headers())
-	h.Set(contracts.HeaderDeadReason, reason)
-	h.Set(contracts.HeaderDeadClass, class.String())
-	h.Set(contracts.HeaderAttempts, strconv.Itoa(attempt))
-	h.Set(contracts.HeaderOriginalID, d.env.ID)
+	contracts.DeadLetter{Reason: reason, Class: class.String(), Attempts: attempt, OriginalID: d.env.ID}.Encode(h)
 	h.Set(contracts.HeaderMsgID, d.env.ID)
 	dctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()

@@ -17,8 +17,11 @@ const tracerName = "github.com/mailscope/mailscope/auth"
 // "dns TXT", a client span naming the record, whether it joined a query
 // already in flight for the name, and how it ended (endLookup).
 func (r *Resolver) startLookup(ctx context.Context, name string) (context.Context, trace.Span) {
-	return r.tracer.Start(ctx, "dns TXT", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(semconv.DNSQuestionName(name)))
+	ctx, span := r.tracer.Start(ctx, "dns TXT", trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(semconv.DNSQuestionName(name))
+	}
+	return ctx, span
 }
 
 // endLookup ends a lookup's span: a name without a key record is an

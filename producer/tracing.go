@@ -21,22 +21,26 @@ const tracerName = "github.com/mailscope/mailscope/producer"
 // the message's headers. The worker's process span is its child.
 func (s *session) startMail() (context.Context, trace.Span) {
 	subject := s.p.cfg.Names.MailSubject
-	return s.p.tracer.Start(context.Background(), "send "+subject,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	ctx, span := s.p.tracer.Start(context.Background(), "send "+subject, trace.WithSpanKind(trace.SpanKindProducer))
+	// Attributes only for a span that records them: an unsampled mail
+	// pays for none.
+	if span.IsRecording() {
+		span.SetAttributes(
 			semconv.MessagingSystemKey.String("nats"),
 			semconv.MessagingOperationName("send"),
 			semconv.MessagingOperationTypeSend,
 			semconv.MessagingDestinationName(subject),
 			attribute.String("mailscope.protocol", s.protocol),
 			attribute.Int("mailscope.recipients", len(s.rcpts)),
-		))
+		)
+	}
+	return ctx, span
 }
 
 // endMail ends the transaction's span with the reply: a refusal or a
 // failure sets error.type to its SMTP code and the status to Error.
 func endMail(span trace.Span, err error) {
-	if err != nil {
+	if err != nil && span.IsRecording() {
 		code := "error"
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {

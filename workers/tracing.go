@@ -29,8 +29,11 @@ const tracerName = "github.com/mailscope/mailscope/workers"
 func (w *Worker) startProcess(ctx context.Context, d *delivery, operation, consumer string) (context.Context, trace.Span) {
 	ctx = contracts.ExtractTrace(ctx, d.msg.Headers())
 	subject := d.msg.Subject()
-	return w.tracer.Start(ctx, operation+" "+subject, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := w.tracer.Start(ctx, operation+" "+subject, trace.WithSpanKind(trace.SpanKindConsumer))
+	// Attributes only for a span that records them: an unsampled mail
+	// pays for none (the samplers mailscope offers do not read them).
+	if span.IsRecording() {
+		span.SetAttributes(
 			semconv.MessagingSystemKey.String("nats"),
 			semconv.MessagingOperationName(operation),
 			semconv.MessagingOperationTypeProcess,
@@ -39,7 +42,9 @@ func (w *Worker) startProcess(ctx context.Context, d *delivery, operation, consu
 			semconv.MessagingMessageID(d.env.ID),
 			semconv.MessagingMessageBodySize(len(d.msg.Data())),
 			attribute.Int("mailscope.attempt", d.attempt),
-		))
+		)
+	}
+	return ctx, span
 }
 
 // endProcess ends a delivery's span with what became of it: the action
@@ -62,7 +67,11 @@ func endProcess(span trace.Span, v verdict, out *contracts.Outcome) {
 // stage starts the span of one step of the pipeline; end it with
 // endStage.
 func (p *Pipeline) stage(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	return p.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+	ctx, span := p.tracer.Start(ctx, name)
+	if len(attrs) > 0 && span.IsRecording() {
+		span.SetAttributes(attrs...)
+	}
+	return ctx, span
 }
 
 // endStage ends a step's span; err, when not nil, sets error.type to its
@@ -79,13 +88,15 @@ func endStage(span trace.Span, err error) {
 // (an outcome, a dead letter) and writes its trace context into h, so
 // that a consumer of the outcome stream can continue the mail's trace.
 func (w *Worker) startPublish(ctx context.Context, subject string, h *nats.Header) (context.Context, trace.Span) {
-	ctx, span := w.tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	ctx, span := w.tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(
 			semconv.MessagingSystemKey.String("nats"),
 			semconv.MessagingOperationName("send"),
 			semconv.MessagingOperationTypeSend,
 			semconv.MessagingDestinationName(subject),
-		))
+		)
+	}
 	if span.SpanContext().IsValid() {
 		if *h == nil {
 			*h = nats.Header{}

@@ -65,7 +65,7 @@ func runLoadtest(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&f.dataDir, "data-dir", "", "with --procs or --dev: the server's data directory (default a temporary one, removed at the end unless --keep)")
 	fs.BoolVar(&f.keep, "keep", false, "with --procs or --dev: keep the temporary data directory")
 	fs.StringVar(&f.workerArgs, "worker-args", "", `with --procs: more flags for the worker, space-separated (e.g. "--concurrency 16")`)
-	fs.BoolVar(&f.exportTraces, "export-traces", false, "with --procs: the producer and worker export every span (always sampled) by OTLP/HTTP to a sink in this process that counts them, to measure what tracing costs (default off: spans are made for their ids, not exported)")
+	fs.BoolVar(&f.exportTraces, "export-traces", false, "with --procs: the producer and worker export every span (always sampled) by OTLP/HTTP to a sink in this process that counts them, to measure what tracing costs; every span is sampled unless OTEL_TRACES_SAMPLER is set (default off: spans are made for their ids, not exported)")
 	fs.StringVar(&f.producerArgs, "producer-args", "", "with --procs: more flags for the producer, space-separated")
 	fs.BoolVar(&f.producerOnly, "producer-only", false, "with --procs or --dev: start no worker (no outcomes): the producer's side alone")
 	fs.Var(groupCommitFlag{&f.batch}, "group-commit", "with --procs or --dev: the producer group-commits, as by default in production (--group-commit=false: every mail stored on its own)")
@@ -184,10 +184,14 @@ func runLoadtest(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "traces: %d spans exported to the load test's OTLP sink in %d requests (%d refused)\n", sink.Spans(), got, refused)
 			sink.Close()
 		}()
-		// Every span sampled, and a queue deep enough that none is
-		// dropped between exports: the cost of tracing at its highest.
+		// Every span sampled unless OTEL_TRACES_SAMPLER says otherwise,
+		// and a queue deep enough that none is dropped between exports:
+		// by default, the cost of tracing at its highest.
 		f.childEnv = []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + sink.URL(), "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
-			"OTEL_TRACES_SAMPLER=always_on", "OTEL_BSP_MAX_QUEUE_SIZE=262144", "OTEL_BSP_SCHEDULE_DELAY=1000"}
+			"OTEL_BSP_MAX_QUEUE_SIZE=262144", "OTEL_BSP_SCHEDULE_DELAY=1000"}
+		if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
+			f.childEnv = append(f.childEnv, "OTEL_TRACES_SAMPLER=always_on")
+		}
 	}
 	mc.Start = starter(mode, c, &f, keys.Addr(), out)
 

@@ -84,6 +84,11 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error)
 // flight for key, and reports whether it joined one.
 func (r *Resolver) lookup(ctx context.Context, key string) ([]string, bool, error) {
 	ch := r.group.DoChan(key, func() (any, error) {
+		// A flight for key may have ended between this caller's cache
+		// miss and here: its answer is cached, and is not asked again.
+		if e, ok := r.cache.get(key, r.cfg.Now()); ok {
+			return e, nil
+		}
 		e, err := r.query(context.WithoutCancel(ctx), key)
 		if err != nil {
 			if r.cfg.FailureTTL > 0 {

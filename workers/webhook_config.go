@@ -90,6 +90,8 @@ func (c WebhookConfig) Validate(handlerTimeout time.Duration) error {
 		seen[e.Name] = true
 		u, err := url.Parse(e.URL)
 		switch {
+		case e.URL == "":
+			errs = append(errs, fmt.Errorf("webhook endpoint %s: no URL", e.Name))
 		case err != nil:
 			errs = append(errs, fmt.Errorf("webhook endpoint %s: URL does not parse", e.Name))
 		case u.Scheme != "http" && u.Scheme != "https":

@@ -134,7 +134,7 @@ func webhookOutcome(endpoint string, status int, retryAfter time.Duration, detai
 	}
 	switch {
 	case err != nil && timedOut:
-		return webhookTimeout, transient("webhook endpoint %s: no answer within its timeout", endpoint)
+		return webhookTimeout, transient("webhook endpoint %s: %v", endpoint, err)
 	case err != nil:
 		return webhookConnError, transient("webhook endpoint %s: %v", endpoint, err)
 	case status >= 200 && status < 300:

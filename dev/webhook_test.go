@@ -134,7 +134,8 @@ const webhookHandlerRules = "rcpt:^w- 10 webhook\ndefault 0 publish\n"
 // limit; the receiver continues the mail's trace); a 5xx is retried and
 // the retry delivered; a 4xx is rejected with the status; a request
 // that times out is retried; an endpoint name no worker has is retried,
-// then dead-lettered with the reason, the receiver never called;
+// then dead-lettered with the reason, the receiver never called; a
+// refused connection is retried, then dead-lettered;
 // mail.dry_run sends nothing and the outcome says what would have been
 // sent; a held mail looked at again many times never calls the webhook,
 // and once the pause lifts calls it exactly once.
@@ -162,11 +163,13 @@ func TestWebhook(t *testing.T) {
 	var cfg dev.Config
 	cfg.Worker = workers.Config{MaxAttempts: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		HoldDelay: 10 * time.Millisecond, TracerProvider: tp,
-		Webhook: workers.WebhookConfig{Endpoints: []workers.WebhookEndpoint{rv.endpoint("tickets", 500*time.Millisecond, 1000)}}}
+		Webhook: workers.WebhookConfig{Endpoints: []workers.WebhookEndpoint{rv.endpoint("tickets", 500*time.Millisecond, 1000),
+			// Nothing listens there: every request's connection is refused.
+			{Name: "down", URL: fmt.Sprintf("http://127.0.0.1:%d/hooks", systest.FreePorts(t, 1)[0]), Secret: []byte("down secret")}}}}
 	cfg.Producer.TracerProvider = tp
 	b := setupDev(t, cfg)
 	b.putRules(t, rules.FlagHandler, webhookHandlerRules)
-	endpointRev := b.putRules(t, rules.FlagWebhookEndpoint, "rcpt:^w-unknown@ 20 nowhere\ndefault 0 tickets\n")
+	endpointRev := b.putRules(t, rules.FlagWebhookEndpoint, "rcpt:^w-unknown@ 20 nowhere\nrcpt:^w-down@ 15 down\ndefault 0 tickets\n")
 	b.putRules(t, rules.FlagDryRun, "rcpt:^w-dry@ 10 true\n")
 	b.putRules(t, rules.FlagPause, "rcpt:^w-held@ 10 true\n")
 	before := scrapeMetrics(t, srv)
@@ -194,7 +197,7 @@ func TestWebhook(t *testing.T) {
 		if o.Attempt != 1 || o.DryRun || o.Reason != "delivered to webhook endpoint tickets" {
 			t.Errorf("attempt %d dry_run %v reason %q", o.Attempt, o.DryRun, o.Reason)
 		}
-		wantDecision(t, o, rules.FlagWebhookEndpoint, decision{"tickets", endpointRev, 2})
+		wantDecision(t, o, rules.FlagWebhookEndpoint, decision{"tickets", endpointRev, 3})
 		c := verified(t, "w-ok@example.org", 1)[0]
 		r := c.req
 		if c.header.Get(contracts.HeaderWebhookID) != o.ID || r.ID != o.ID || r.Schema != contracts.WebhookSchema || r.Endpoint != "tickets" ||
@@ -299,12 +302,22 @@ func TestWebhook(t *testing.T) {
 		b.sendSMTP(t, rsa("w-unknown@example.org"), "w-unknown@example.org")
 		o := b.outcomes.First(t, "w-unknown@example.org")
 		if o.Disposition != contracts.Dead || o.Attempt != 3 ||
-			!strings.Contains(o.Reason, `mail.webhook.endpoint "nowhere" is not a configured webhook endpoint (configured: tickets)`) {
+			!strings.Contains(o.Reason, `mail.webhook.endpoint "nowhere" is not a configured webhook endpoint (configured: down, tickets)`) {
 			t.Errorf("%s at attempt %d (%q), want dead at attempt 3 naming the endpoint", o.Disposition, o.Attempt, o.Reason)
 		}
 		// The dead letter, with the raw mail, is stored after the outcome.
 		systest.WaitFor(t, "the mail's dead letter", func() bool { return b.streamCount(t, "MAIL_DEAD") == 1 })
 		verified(t, "w-unknown@example.org", 0)
+	})
+
+	t.Run("connection refused: retried, then dead-lettered with the error", func(t *testing.T) {
+		b.sendSMTP(t, rsa("w-down@example.org"), "w-down@example.org")
+		o := b.outcomes.First(t, "w-down@example.org")
+		if o.Disposition != contracts.Dead || o.Attempt != 3 || !strings.Contains(o.Reason, "webhook endpoint down: dial tcp") ||
+			!strings.Contains(o.Reason, "connection refused") || strings.Contains(o.Reason, "/hooks") {
+			t.Errorf("%s at attempt %d (%q), want dead at attempt 3 with the refused connection, without the URL", o.Disposition, o.Attempt, o.Reason)
+		}
+		systest.WaitFor(t, "the mail's dead letter", func() bool { return b.streamCount(t, "MAIL_DEAD") == 2 })
 	})
 
 	t.Run("mail.dry_run: nothing sent, the outcome says what would have been", func(t *testing.T) {
@@ -326,7 +339,7 @@ func TestWebhook(t *testing.T) {
 		checks := b.sys.Worker.HeldChecks()
 		systest.WaitFor(t, "50 looks at the held mail", func() bool { return b.sys.Worker.HeldChecks() >= checks+50 })
 		// And on rule changes, with the webhook's rules among them.
-		b.putRules(t, rules.FlagWebhookEndpoint, "rcpt:^w-unknown@ 20 nowhere\ndefault 0 tickets\n")
+		b.putRules(t, rules.FlagWebhookEndpoint, "rcpt:^w-unknown@ 20 nowhere\nrcpt:^w-down@ 15 down\ndefault 0 tickets\n")
 		b.putRules(t, rules.FlagHandler, webhookHandlerRules)
 		checks = b.sys.Worker.HeldChecks()
 		systest.WaitFor(t, "more looks at the held mail", func() bool { return b.sys.Worker.HeldChecks() >= checks+10 })
@@ -344,6 +357,10 @@ func TestWebhook(t *testing.T) {
 
 	t.Run("requests counted by endpoint and result", func(t *testing.T) {
 		after := scrapeMetrics(t, srv)
+		l := labels("endpoint", "down", "result", "connection_error")
+		if got := after.value("mailscope_webhook_requests_total", l) - before.value("mailscope_webhook_requests_total", l); got != 3 {
+			t.Errorf("mailscope_webhook_requests_total{endpoint=\"down\",result=\"connection_error\"} moved by %v, want 3", got)
+		}
 		for result, want := range map[string]float64{"delivered": 4, "server_error": 1, "rejected": 1, "timeout": 1, "dry_run": 1, "retry_later": 0, "connection_error": 0} {
 			l := labels("endpoint", "tickets", "result", result)
 			if got := after.value("mailscope_webhook_requests_total", l) - before.value("mailscope_webhook_requests_total", l); got != want {

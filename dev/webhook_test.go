@@ -355,6 +355,23 @@ func TestWebhook(t *testing.T) {
 		verified(t, "w-held@example.org", 1)
 	})
 
+	t.Run("held mail whose endpoint is unknown once the pause lifts: resumed, retried, dead-lettered", func(t *testing.T) {
+		b.putRules(t, rules.FlagWebhookEndpoint, "rcpt:^w-gone@ 25 gone\nrcpt:^w-unknown@ 20 nowhere\nrcpt:^w-down@ 15 down\ndefault 0 tickets\n")
+		b.putRules(t, rules.FlagPause, "rcpt:^w-gone@ 10 true\n")
+		b.sendSMTP(t, rsa("w-gone@example.org"), "w-gone@example.org")
+		systest.WaitFor(t, "the mail to be held", func() bool { return b.sys.Worker.Held() == 1 })
+		b.putRules(t, rules.FlagPause, "rcpt:^w-gone@ 10 false\n")
+		o := b.outcomes.First(t, "w-gone@example.org")
+		if o.Disposition != contracts.Dead || o.Attempt != 3 || !strings.Contains(o.Reason, `mail.webhook.endpoint "gone" is not a configured webhook endpoint`) {
+			t.Errorf("%s at attempt %d (%q), want dead at attempt 3 naming the endpoint", o.Disposition, o.Attempt, o.Reason)
+		}
+		systest.WaitFor(t, "the mail's dead letter", func() bool { return b.streamCount(t, "MAIL_DEAD") == 3 })
+		if b.sys.Worker.Held() != 0 {
+			t.Errorf("%d held, want none", b.sys.Worker.Held())
+		}
+		verified(t, "w-gone@example.org", 0)
+	})
+
 	t.Run("requests counted by endpoint and result", func(t *testing.T) {
 		after := scrapeMetrics(t, srv)
 		l := labels("endpoint", "down", "result", "connection_error")

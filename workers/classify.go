@@ -121,6 +121,23 @@ func retryAfter(err error) time.Duration {
 	return 0
 }
 
+// refusedError marks a Checker's refusal, at evaluation, of the
+// decisions about a mail (its class is the wrapped error's). A held mail
+// evaluated again with such a refusal is resumed, not kept: the pause no
+// longer holds it, and the main flow retries and dead-letters it.
+type refusedError struct{ error }
+
+func (e refusedError) Unwrap() error { return e.error }
+
+// refused marks err as a Checker's refusal.
+func refused(err error) error { return refusedError{err} }
+
+// isRefused reports whether err is a Checker's refusal.
+func isRefused(err error) bool {
+	var r refusedError
+	return errors.As(err, &r)
+}
+
 // webhookOutcome classifies the answer to a webhook request to endpoint
 // (docs/handlers.md, "Failure classes"): err set (no response) is a
 // timeout when timedOut, else a connection error, both Transient with the

@@ -85,7 +85,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 	m.Evaluated = out
 	if c, ok := p.handlers[ev.Handler].(Checker); ok {
 		if err := c.Check(out); err != nil {
-			return nil, err
+			return nil, refused(err)
 		}
 	}
 	return ev, nil

@@ -63,7 +63,9 @@ type Outcome struct {
 	// Handler is the handler that took the mail (the value of the flag
 	// mail.handler); empty when none ran.
 	Handler string `json:"handler"`
-	// Reason explains a rejected or dead mail; empty otherwise.
+	// Reason explains a rejected or dead mail, or says what a handler
+	// with an effect did (the webhook: the endpoint delivered to, or
+	// under dry run what it would have sent); empty otherwise.
 	Reason string `json:"reason,omitempty"`
 	// DryRun is true when the flag mail.dry_run was on: the handler
 	// decided but performed no side effect.

@@ -45,6 +45,8 @@ default 0 true
 `
 	pauseRules = `rcpt:@paused\.invalid$ 10 true
 `
+	webhookEndpointRules = `rcpt:^hook@ 10 tickets
+`
 )
 
 func putAllRules(t *testing.T, b *bundle) {
@@ -55,6 +57,7 @@ func putAllRules(t *testing.T, b *bundle) {
 	b.putRules(t, rules.FlagDKIMVerify, verifyRules)
 	b.putRules(t, rules.FlagDryRun, dryRunRules)
 	b.putRules(t, rules.FlagPause, pauseRules)
+	b.putRules(t, rules.FlagWebhookEndpoint, webhookEndpointRules)
 	for _, f := range rules.Known() {
 		if b.sys.Worker.Rules().Snapshot().RuleSet(f.Name) == nil {
 			t.Fatalf("known flag %s has no rule in the test bucket", f.Name)

@@ -215,6 +215,7 @@ var cliRules = []struct{ flag, text string }{
 	{rules.FlagDKIMVerify, verifyRules},
 	{rules.FlagDryRun, dryRunRules},
 	{rules.FlagPause, pauseRules},
+	{rules.FlagWebhookEndpoint, webhookEndpointRules},
 }
 
 // TestNATSCLI drives the running system with the real nats CLI, the way
@@ -260,11 +261,12 @@ func TestNATSCLI(t *testing.T) {
 		// The mail's decisions for every flag, by default unless a case
 		// says otherwise; the handler decides each case.
 		base := map[string]decision{
-			rules.FlagDKIMVerify: by(rules.FlagDKIMVerify, "true", 2),
-			rules.FlagDKIMStrong: by(rules.FlagDKIMStrong, "true", 2),
-			rules.FlagPause:      def("false"),
-			rules.FlagReject:     def(""),
-			rules.FlagDryRun:     def("false"),
+			rules.FlagDKIMVerify:      by(rules.FlagDKIMVerify, "true", 2),
+			rules.FlagDKIMStrong:      by(rules.FlagDKIMStrong, "true", 2),
+			rules.FlagPause:           def("false"),
+			rules.FlagReject:          def(""),
+			rules.FlagDryRun:          def("false"),
+			rules.FlagWebhookEndpoint: def(""),
 		}
 		cases := []struct {
 			name        string

@@ -61,7 +61,7 @@ type Flag struct {
 // Names of the known flags.
 const (
 	// FlagHandler selects the handler that processes a mail: one of
-	// "publish", "quarantine", "discard". Default "publish".
+	// "publish", "quarantine", "discard", "webhook". Default "publish".
 	FlagHandler = "mail.handler"
 	// FlagReject rejects matching mail with the value as the reason; the
 	// empty value means "do not reject". Default "".
@@ -76,12 +76,17 @@ const (
 	// FlagDryRun lets the handler decide but perform no side effect.
 	// Default false.
 	FlagDryRun = "mail.dry_run"
+	// FlagWebhookEndpoint names the operator-configured endpoint the
+	// webhook handler posts to (never a URL). Default "" (none: a mail
+	// the webhook handler takes without one is retried, then
+	// dead-lettered).
+	FlagWebhookEndpoint = "mail.webhook.endpoint"
 )
 
 // registry is the table of known flags, sorted by name.
 var registry = func() []Flag {
 	r := []Flag{
-		{Name: FlagHandler, Type: TypeEnum, Default: "publish", Enum: []string{"publish", "quarantine", "discard"},
+		{Name: FlagHandler, Type: TypeEnum, Default: "publish", Enum: []string{"publish", "quarantine", "discard", "webhook"},
 			Description: "which handler processes the mail"},
 		{Name: FlagReject, Type: TypeString, Default: "",
 			Description: "reject the mail with the value as reason; empty means do not reject"},
@@ -93,6 +98,8 @@ var registry = func() []Flag {
 			Description: "hold matching mail safely in the queue; resume when switched off"},
 		{Name: FlagDryRun, Type: TypeBool, Default: "false",
 			Description: "the handler decides but performs no side effect"},
+		{Name: FlagWebhookEndpoint, Type: TypeString, Default: "",
+			Description: "the configured endpoint (by name) the webhook handler posts to"},
 	}
 	slices.SortFunc(r, func(a, b Flag) int { return strings.Compare(a.Name, b.Name) })
 	for _, f := range r {

@@ -120,3 +120,47 @@ func retryAfter(err error) time.Duration {
 	}
 	return 0
 }
+
+// refusedError marks a Checker's refusal, at evaluation, of the
+// decisions about a mail (its class is the wrapped error's). A held mail
+// evaluated again with such a refusal is resumed, not kept: the pause no
+// longer holds it, and the main flow retries and dead-letters it.
+type refusedError struct{ error }
+
+func (e refusedError) Unwrap() error { return e.error }
+
+// refused marks err as a Checker's refusal.
+func refused(err error) error { return refusedError{err} }
+
+// isRefused reports whether err is a Checker's refusal.
+func isRefused(err error) bool {
+	var r refusedError
+	return errors.As(err, &r)
+}
+
+// webhookOutcome classifies the answer to a webhook request to endpoint
+// (docs/handlers.md, "Failure classes"): err set (no response) is a
+// timeout when timedOut, else a connection error, both Transient with the
+// backoff; 2xx is success (nil); 429 is RetryLater after retryAfter (0:
+// the backoff); any other 4xx is Reject with the status and detail, a
+// bounded excerpt of the response; 5xx and any other status are
+// Transient. It returns the result label of the request too.
+func webhookOutcome(endpoint string, status int, retryAfter time.Duration, detail string, timedOut bool, err error) (string, error) {
+	if detail != "" {
+		detail = ": " + detail
+	}
+	switch {
+	case err != nil && timedOut:
+		return webhookTimeout, transient("webhook endpoint %s: %v", endpoint, err)
+	case err != nil:
+		return webhookConnError, transient("webhook endpoint %s: %v", endpoint, err)
+	case status >= 200 && status < 300:
+		return webhookDelivered, nil
+	case status == 429:
+		return webhookRetryLater, RetryLater(fmt.Errorf("webhook endpoint %s: HTTP 429, retry after %v%s", endpoint, retryAfter, detail), retryAfter)
+	case status >= 400 && status < 500:
+		return webhookRejected, Reject(fmt.Sprintf("webhook endpoint %s refused the mail: HTTP %d%s", endpoint, status, detail))
+	default:
+		return webhookServerError, transient("webhook endpoint %s: HTTP %d%s", endpoint, status, detail)
+	}
+}

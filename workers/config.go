@@ -98,6 +98,9 @@ type Config struct {
 	// large mail to about MaxClaimed times MaxSize plus garbage
 	// (docs/architecture.md, "Large mail"). Default 4.
 	MaxClaimed int
+	// Webhook configures the webhook handler's endpoints. Default none
+	// (a mail the webhook handler takes is retried, then dead-lettered).
+	Webhook WebhookConfig
 	// Auth configures DKIM verification and its DNS resolver.
 	Auth auth.Config
 	// Logger receives the worker's log. Default slog.Default().
@@ -160,6 +163,7 @@ func (c Config) WithDefaults() Config {
 	if c.TracerProvider == nil {
 		c.TracerProvider = otel.GetTracerProvider()
 	}
+	c.Webhook = c.Webhook.withDefaults()
 	if c.Auth.TracerProvider == nil {
 		c.Auth.TracerProvider = c.TracerProvider
 	}

@@ -134,9 +134,11 @@ func (p policy) decide(e event) verdict {
 		}
 	case stepHeldChecked:
 		// Malformed mail is resumed too: the main flow dead-letters it
-		// with the reason. Any other failure (the pause, DNS still
-		// silent, a transient error) keeps it held.
-		if e.err == nil || ClassOf(e.err) == Malformed {
+		// with the reason; so is a handler's refusal of the decisions
+		// (an unknown webhook endpoint), for the main flow to retry and
+		// dead-letter. Any other failure (the pause, DNS still silent, a
+		// transient error) keeps it held.
+		if e.err == nil || ClassOf(e.err) == Malformed || isRefused(e.err) {
 			return verdict{act: actResume, cause: e.err}
 		}
 		return verdict{act: actKeep, cause: e.err}

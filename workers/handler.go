@@ -17,6 +17,15 @@ type Handler interface {
 	Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerResult, error)
 }
 
+// Checker is implemented by a Handler that can tell, from the decisions
+// alone, that it could not act on a mail (the webhook handler, for an
+// endpoint it does not have). Evaluate calls Check once the flags are
+// decided, with the outcome so far; an error fails the evaluation with
+// its class (unclassified: Transient). Check must have no side effect.
+type Checker interface {
+	Check(out *contracts.Outcome) error
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, m *Mail, dryRun bool) (HandlerResult, error)
 
@@ -40,6 +49,10 @@ type HandlerResult struct {
 //   - quarantine: as publish, with disposition quarantined, for review.
 //   - discard: the mail is dropped on purpose; the outcome records that
 //     (disposition discarded) without a summary.
+//
+// None of them has a side effect beyond its outcome, so mail.dry_run
+// changes only the outcome's dry_run. The webhook handler (see
+// WebhookConfig) is added by NewPipeline.
 func Handlers(textLimit int) map[string]Handler {
 	summarize := func(d contracts.Disposition) Handler {
 		return HandlerFunc(func(ctx context.Context, m *Mail, _ bool) (HandlerResult, error) {

@@ -25,6 +25,11 @@ type Mail struct {
 	MessageID string
 	// From is the first From address, lower-cased; FromDomain its domain.
 	From, FromDomain string
+	// Evaluated is the outcome as Evaluate decided it (envelope,
+	// authentication results, the flags consulted), set before a handler
+	// runs; handlers read it and never change it. Nil for a Mail that
+	// was not evaluated.
+	Evaluated *contracts.Outcome
 
 	// parsed is set by ParseMail: Raw[bodyAt:] is the body that follows
 	// Header, so that Summarize need not parse the header again.

@@ -29,10 +29,11 @@ type Pipeline struct {
 }
 
 // NewPipeline returns a Pipeline with the built-in handlers (see
-// Handlers) and cfg.Handlers. cfg is taken with its defaults applied.
+// Handlers), the webhook handler on cfg.Webhook, and cfg.Handlers. cfg is taken with its defaults applied.
 func NewPipeline(cfg Config) *Pipeline {
 	cfg = cfg.WithDefaults()
 	hs := Handlers(cfg.TextLimit)
+	hs[WebhookHandler] = newWebhook(cfg)
 	maps.Copy(hs, cfg.Handlers)
 	return &Pipeline{
 		cfg:      cfg,

@@ -39,6 +39,12 @@ const (
 // its encoded bytes where that gives its decoded size (see [partSize]),
 // without decoding it.
 func Summarize(ctx context.Context, m *Mail, textLimit int) *contracts.Summary {
+	return summarize(ctx, m, textLimit, nil)
+}
+
+// summarize is Summarize; attach, when not nil, reads every non-text
+// part listed (in place of sizing it) and returns its decoded size.
+func summarize(ctx context.Context, m *Mail, textLimit int, attach func(p *part, e *message.Entity) int) *contracts.Summary {
 	s := &contracts.Summary{
 		MessageID:   m.MessageID,
 		Size:        len(m.Raw),
@@ -55,7 +61,7 @@ func Summarize(ctx context.Context, m *Mail, textLimit int) *contracts.Summary {
 	}
 	s.Date = m.Header.Get("Date")
 
-	w := &walker{ctx: ctx, s: s, textLimit: textLimit, textBudget: 4 * textLimit}
+	w := &walker{ctx: ctx, s: s, textLimit: textLimit, textBudget: 4 * textLimit, attach: attach}
 	if !m.parsed || m.bodyAt > maxReusedHeader {
 		// A Mail not made by ParseMail, or a header so large that
 		// message.Read refuses it: read the mail as message.Read does.
@@ -146,6 +152,9 @@ type walker struct {
 	parts      int
 	textLimit  int
 	textBudget int
+	// attach reads a non-text part and returns its decoded size; nil:
+	// the part is sized without reading it (partSize).
+	attach func(p *part, e *message.Entity) int
 }
 
 func (w *walker) truncate(why string) {
@@ -229,7 +238,13 @@ func (w *walker) walk(p *part, e *message.Entity, depth int) {
 		w.s.TextParts = append(w.s.TextParts, tp)
 		return
 	}
-	w.s.Attachments = append(w.s.Attachments, contracts.Attachment{Filename: name, ContentType: ct, Size: partSize(p, e)})
+	size := 0
+	if w.attach != nil {
+		size = w.attach(p, e)
+	} else {
+		size = partSize(p, e)
+	}
+	w.s.Attachments = append(w.s.Attachments, contracts.Attachment{Filename: name, ContentType: ct, Size: size})
 }
 
 func addresses(h mail.Header, key string) []string {

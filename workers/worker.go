@@ -57,13 +57,17 @@ type Worker struct {
 	met        metrics
 }
 
-// New returns a Worker on nc, built completely: the flag bucket, the key
+// New returns a Worker on nc, built completely: it fails on a webhook
+// endpoint that does not validate (WebhookConfig.Validate); the flag bucket, the key
 // bucket when Names.KeyBucket is set, both consumers and the status
 // bucket are looked up here. It fails when one of them does not exist
 // (run `mailscope provision`); a missing status bucket is only logged.
 // New takes no mail; Run does.
 func New(ctx context.Context, cfg Config, nc *nats.Conn) (*Worker, error) {
 	cfg = cfg.WithDefaults()
+	if err := cfg.Webhook.Validate(cfg.HandlerTimeout); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)

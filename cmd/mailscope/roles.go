@@ -160,6 +160,7 @@ func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
 	fs.StringVar(&c.Auth.AuthServID, "authserv-id", "mailscope", "authserv-id of the Authentication-Results value")
 	fs.DurationVar(&c.Auth.Timeout, "dns-timeout", 2*time.Second, "timeout of one DNS query")
 	fs.BoolVar(&c.Auth.StrictAlignment, "strict-alignment", false, "DKIM d= must equal the From domain for trust (default relaxed: same organizational domain)")
+	addWebhookFlags(fs, &c.Webhook)
 }
 
 func runWorker(ctx context.Context, args []string, _ io.Writer) error {
@@ -175,6 +176,9 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	setLog()
+	if err := c.Webhook.Validate(c.HandlerTimeout); err != nil {
+		return usageError{err}
+	}
 	c.Names = nf.names
 	if dns != "" {
 		c.Auth.DNSServers = splitList(dns)

@@ -119,7 +119,7 @@ func (s *System) Demo(ctx context.Context, w io.Writer, timeout time.Duration) e
 			return fmt.Errorf("demo: put rule %s: %w", k, err)
 		}
 	}
-	if err := s.waitRules(ctx, len(DemoRules)); err != nil {
+	if err := s.waitRules(ctx, len(DemoRules), timeout); err != nil {
 		return err
 	}
 
@@ -184,10 +184,11 @@ func (s *System) Demo(ctx context.Context, w io.Writer, timeout time.Duration) e
 	return nil
 }
 
-// waitRules waits until the worker's rule snapshot holds n rule sets.
-func (s *System) waitRules(ctx context.Context, n int) error {
+// waitRules waits until the worker's rule snapshot holds n rule sets, for
+// at most timeout (the demo's).
+func (s *System) waitRules(ctx context.Context, n int, timeout time.Duration) error {
 	store := s.Worker.Rules()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(timeout)
 	for {
 		count := 0
 		for _, f := range rules.Known() {

@@ -45,6 +45,14 @@ func TestBrokenEnvelopeIsDeadLettered(t *testing.T) {
 	h.Set(contracts.HeaderReceivedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	noID := publish(h, raw)
 
+	// A recipient so long that the reason is cut to fit a header.
+	h = nats.Header{}
+	h.Set(contracts.HeaderMsgID, "broken-long-rcpt")
+	h.Add(contracts.HeaderRcptTo, "long@example.org")
+	h.Add(contracts.HeaderRcptTo, "<"+strings.Repeat("x", 2<<10)+"@example.org>")
+	h.Set(contracts.HeaderReceivedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	publish(h, raw)
+
 	env := contracts.Envelope{ID: "empty-mail", MailFrom: "alice@example.com", RcptTo: []string{"empty@example.org"},
 		ReceivedAt: time.Now(), Protocol: "smtp"}
 	if _, err := producer.NewPublisher(js, "", 0).Publish(t.Context(), &env, nil); err != nil {
@@ -59,6 +67,7 @@ func TestBrokenEnvelopeIsDeadLettered(t *testing.T) {
 		{"nodate@example.org", "broken-no-date", "missing " + contracts.HeaderReceivedAt},
 		{"noid@example.org", "seq-" + strconv.FormatUint(noID.Sequence, 10), "missing " + contracts.HeaderMsgID},
 		{"empty@example.org", "empty-mail", "malformed mail: empty"},
+		{"long@example.org", "broken-long-rcpt", `recipient "<xxxx`},
 	} {
 		o := b.outcomes.First(t, c.rcpt)
 		if o.Disposition != contracts.Dead || o.ID != c.id || !strings.Contains(o.Reason, c.reason) {
@@ -82,6 +91,10 @@ func TestBrokenEnvelopeIsDeadLettered(t *testing.T) {
 			}
 			return false
 		})
+		if r := dl.Header.Get(contracts.HeaderDeadReason); len(r) > 1024 || len(o.Reason) > 1024 ||
+			(c.rcpt == "long@example.org" && (len(r) != 1024 || r != o.Reason)) {
+			t.Errorf("%s: reason of %d bytes in the dead letter, %d in the outcome; want the same, at most 1 KiB", c.rcpt, len(r), len(o.Reason))
+		}
 		if dl.Header.Get(contracts.HeaderDeadClass) != "malformed" || !strings.Contains(dl.Header.Get(contracts.HeaderDeadReason), c.reason) {
 			t.Errorf("%s: dead letter headers %v", c.rcpt, dl.Header)
 		}

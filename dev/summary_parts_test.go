@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset"
@@ -95,12 +96,15 @@ func TestSummaryListsPartsWithDecodedSizes(t *testing.T) {
 		{attach("odd.bin", "x-unheard-of"), "as it is"},
 		{"Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; filename=notes.txt", "text, attached"},
 	}
-	b.sendSMTP(t, multipartMail("parts@example.org", parts), "parts@example.org")
+	b.sendSMTP(t, multipartMail("parts@example.org", parts, "Subject: =?x-unknown?Q?caf=E9?="), "parts@example.org")
 	o := b.outcomes.First(t, "parts@example.org")
 	wantDisposition(t, o, contracts.Processed, "publish")
 	s := o.Summary
 	if s == nil {
 		t.Fatal("no summary")
+	}
+	if s.Subject != "=?x-unknown?Q?caf=E9?=" {
+		t.Errorf("subject %q, want the undecodable subject as written", s.Subject)
 	}
 	if len(s.Cc) != 1 || s.Cc[0] != "not an address <<" {
 		t.Errorf("Cc %q, want the header as written", s.Cc)
@@ -145,7 +149,7 @@ func TestSummaryAndOutcomeStayBounded(t *testing.T) {
 	// Text of control characters, which JSON spells in six bytes each.
 	var texts []mimePart
 	text := strings.Repeat(strings.Repeat("\x01", 998)+"\r\n", textLimit/1000+1)
-	for range 5 {
+	for range 6 { // two past the budget: said once
 		texts = append(texts, mimePart{"Content-Type: text/plain", text})
 	}
 	b.sendSMTP(t, multipartMail("texts@example.org", texts), "texts@example.org")
@@ -168,8 +172,8 @@ func TestSummaryAndOutcomeStayBounded(t *testing.T) {
 		t.Errorf("texts: %d text parts kept, want them dropped", len(o.Summary.TextParts))
 	}
 	for _, want := range []string{fmt.Sprintf("text parts beyond %d bytes in all not kept", 4*textLimit), "text parts dropped"} {
-		if !strings.Contains(o.Summary.Truncated, want) {
-			t.Errorf("texts: summary truncated %q, want %q", o.Summary.Truncated, want)
+		if strings.Count(o.Summary.Truncated, want) != 1 {
+			t.Errorf("texts: summary truncated %q, want %q once", o.Summary.Truncated, want)
 		}
 	}
 	if o.Summary.MessageID == "" || len(o.Summary.From) != 1 {
@@ -216,5 +220,70 @@ func TestSummaryOfHugeHeaderAndUnknownCharset(t *testing.T) {
 	}
 	if s.Subject != "huge" {
 		t.Errorf("subject %q", s.Subject)
+	}
+}
+
+// A multipart mail with a header near 1 MiB is walked from the reader's
+// own entity; a multipart body cut before its closing boundary keeps
+// the parts read and says why the rest is missing; a body in an unknown
+// charset is kept as written.
+func TestSummaryOfHugeMultipartAndCutBody(t *testing.T) {
+	b := setup(t, workers.Config{})
+	var extra []string
+	for range 10 {
+		extra = append(extra, "X-Filler: "+strings.Repeat("f", 101<<10))
+	}
+	huge := multipartMail("huge-parts@example.org", []mimePart{
+		{"Content-Type: text/plain; charset=x-no-such-charset", "undecodable text"},
+		{"Content-Type: application/pdf; name=\"a.pdf\"", "%PDF"},
+	}, extra...)
+	b.sendSMTP(t, huge, "huge-parts@example.org")
+
+	cut := multipartMail("cut@example.org", []mimePart{{"Content-Type: text/plain", "first part"}})
+	cut = cut[:bytes.LastIndex(cut, []byte("--b0--"))]
+	cut = append(cut, "--b0\r\nContent-Type: text/plain\r\n\r\nsecond part, never ended"...)
+	b.sendSMTP(t, cut, "cut@example.org")
+
+	odd := []byte("From: Alice <alice@example.com>\r\nTo: odd@example.org\r\nSubject: odd\r\nMessage-ID: <odd@example.com>\r\n" +
+		"Content-Type: text/plain; charset=x-no-such-charset\r\n\r\nodd text\r\n")
+	b.sendSMTP(t, odd, "odd@example.org")
+
+	o := b.outcomes.First(t, "huge-parts@example.org")
+	wantDisposition(t, o, contracts.Processed, "publish")
+	s := o.Summary
+	if s == nil || len(s.TextParts) != 1 || s.TextParts[0].Text != "undecodable text" || len(s.Attachments) != 1 || s.Attachments[0].Size != 4 {
+		t.Fatalf("summary %+v, want the undecodable text part as written and one attachment of 4 bytes", s)
+	}
+	if !strings.Contains(s.ParseError, "x-no-such-charset") {
+		t.Errorf("parse error %q, want the unknown charset", s.ParseError)
+	}
+
+	o = b.outcomes.First(t, "cut@example.org")
+	wantDisposition(t, o, contracts.Processed, "publish")
+	s = o.Summary
+	if s == nil || len(s.TextParts) == 0 || s.TextParts[0].Text != "first part" {
+		t.Fatalf("summary %+v, want the first part kept", s)
+	}
+	if s.ParseError == "" {
+		t.Error("no parse error for a multipart body without its closing boundary")
+	}
+
+	o = b.outcomes.First(t, "odd@example.org")
+	wantDisposition(t, o, contracts.Processed, "publish")
+	if s = o.Summary; s == nil || len(s.TextParts) != 1 || s.TextParts[0].Text != "odd text\r\n" || !strings.Contains(s.ParseError, "x-no-such-charset") {
+		t.Errorf("summary %+v, want the text as written and the unknown charset as parse error", s)
+	}
+}
+
+// A summary that takes longer than the handler's time (HandlerTimeout)
+// stops where it is, says so, and the mail is processed with what was
+// read.
+func TestSummaryCutShortByHandlerTimeout(t *testing.T) {
+	b := setup(t, workers.Config{HandlerTimeout: time.Nanosecond})
+	b.sendSMTP(t, multipartMail("slow@example.org", []mimePart{{"Content-Type: text/plain", "text"}}), "slow@example.org")
+	o := b.outcomes.First(t, "slow@example.org")
+	wantDisposition(t, o, contracts.Processed, "publish")
+	if o.Summary == nil || !strings.Contains(o.Summary.Truncated, "summary cut short: context deadline exceeded") {
+		t.Errorf("summary %+v, want it cut short by the handler's deadline", o.Summary)
 	}
 }

@@ -5,8 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/keyserver"
 	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/testkit"
 	"github.com/mailscope/mailscope/workers"
 )
 
@@ -14,7 +17,8 @@ import (
 // the rules in the bucket, with no side effect: for every flag it names
 // the value and the deciding rule the worker's outcome records for the
 // same mail, and the same DKIM verdict; a held mail is explained with
-// the pause that holds it, and a mail that is not RFC 5322 is an error.
+// the pause that holds it; a mail that is not RFC 5322, or whose key
+// lookup times out, is an error of its class.
 func TestExplainPredictsTheOutcome(t *testing.T) {
 	b := setup(t, workers.Config{})
 	b.putRules(t, rules.FlagHandler, "rcpt:^explained@ 10 quarantine\ndefault 0 publish\n")
@@ -33,8 +37,11 @@ func TestExplainPredictsTheOutcome(t *testing.T) {
 	if err := store.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The command's own configuration: no logger, DNS on the test's
+	// server, a short lookup timeout.
 	cfg := b.sys.Config.Worker
-	cfg.Auth.DNSServers = []string{b.keys.Addr()}
+	cfg.Logger = nil
+	cfg.Auth = auth.Config{DNSServers: []string{b.keys.Addr()}, Timeout: 50 * time.Millisecond, Retries: -1}
 	pipe := workers.NewPipeline(cfg)
 	explain := func(rcpt string, raw []byte) (*workers.Explanation, error) {
 		env := contracts.Envelope{ID: "explain", MailFrom: "alice@example.com", RcptTo: []string{rcpt}, ReceivedAt: time.Now(), Protocol: "publish"}
@@ -90,5 +97,13 @@ func TestExplainPredictsTheOutcome(t *testing.T) {
 
 	if _, err := explain("bad@example.org", []byte("not a header\r\n\r\nbody\r\n")); workers.ClassOf(err) != workers.Malformed {
 		t.Errorf("explaining a mail that is not RFC 5322: %v, want a malformed error", err)
+	}
+
+	// A key whose DNS server does not answer: no explanation, a DNS error
+	// (a worker would hold the mail).
+	silent := newKey(t, "ed25519", b.keys, "silent", "example.com")
+	b.keys.SetFault(testkit.DNSName("silent", "example.com"), keyserver.FaultTimeout)
+	if _, err := explain("silent@example.org", mail(t, "silent@example.org", "silent", silent, "example.com", "silent")); workers.ClassOf(err) != workers.DNS {
+		t.Errorf("explaining a mail whose key lookup times out: %v (class %v), want a DNS error", err, workers.ClassOf(err))
 	}
 }

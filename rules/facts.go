@@ -46,8 +46,8 @@ const (
 )
 
 // HeadersFromFields builds Facts.Headers from the header fields of a mail,
-// given as (name, raw value) pairs in order, e.g. from the Fields iterator
-// of a go-message textproto.Header:
+// given as (name, value) pairs in order, e.g. from the Fields iterator of
+// a go-message textproto.Header, which gives each value unfolded:
 //
 //	rules.HeadersFromFields(func(yield func(k, v string) bool) {
 //		for f := h.Fields(); f.Next(); {
@@ -55,9 +55,8 @@ const (
 //		}
 //	})
 //
-// Names are lower-cased. Values are unfolded (CRLF or LF followed by a
-// space or tab is removed, keeping the space or tab), trimmed, and
-// RFC 2047 encoded-words are decoded. An encoded-word in an unknown charset
+// Names are lower-cased. Values are trimmed, and RFC 2047 encoded-words
+// are decoded. An encoded-word in an unknown charset
 // or with a broken encoding is kept as raw text; decoding never fails.
 func HeadersFromFields(fields func(yield func(key, value string) bool)) map[string][]string {
 	h := make(map[string][]string)
@@ -68,38 +67,10 @@ func HeadersFromFields(fields func(yield func(key, value string) bool)) map[stri
 	return h
 }
 
-// HeaderValue returns a raw header field value unfolded, trimmed and
-// RFC 2047-decoded, as stored in Facts.Headers.
-func HeaderValue(raw string) string {
-	return decodeWords(strings.TrimSpace(unfold(raw)))
-}
-
-// unfold removes the line breaks of folded header lines (RFC 5322 2.2.3).
-// A line break not followed by white space is replaced by a space.
-func unfold(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '\r' || c == '\n' {
-			j := i
-			if c == '\r' && j+1 < len(s) && s[j+1] == '\n' {
-				j++
-			}
-			if j+1 < len(s) && (s[j+1] == ' ' || s[j+1] == '\t') {
-				i = j
-				continue
-			}
-			b.WriteByte(' ')
-			i = j
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
+// HeaderValue returns a header field value, as a header reader gives it
+// unfolded, trimmed and RFC 2047-decoded, as stored in Facts.Headers.
+func HeaderValue(value string) string {
+	return decodeWords(strings.TrimSpace(value))
 }
 
 var wordDecoder = &mime.WordDecoder{

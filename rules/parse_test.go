@@ -7,8 +7,6 @@ import (
 )
 
 func TestParse(t *testing.T) {
-	intFlag := Flag{Name: "test.int", Type: TypeInt, Default: "0"}
-	durFlag := Flag{Name: "test.duration", Type: TypeDuration, Default: "1s"}
 	long := strings.Repeat("a", MaxRegexLen+1)
 	tests := []struct {
 		name    string
@@ -59,14 +57,10 @@ mail_header:X-Url:https?://x 8 colon in regex
 			}},
 		{name: "no flag: values are strings", flag: "", text: "default 1 anything at all",
 			want: []Rule{{Line: 1, ScopeText: "default", Priority: 1, Value: "anything at all"}}},
-		{name: "int ok", def: &intFlag, text: "default 1 -42", want: []Rule{{Line: 1, ScopeText: "default", Priority: 1, Value: "-42"}}},
-		{name: "duration ok", def: &durFlag, text: "default 1 1m30s", want: []Rule{{Line: 1, ScopeText: "default", Priority: 1, Value: "1m30s"}}},
 
 		{name: "bool maybe", flag: FlagPause, text: "default 1 maybe", wantErr: []string{"line 1: value \"maybe\": not a bool"}},
 		{name: "bool missing value", flag: FlagPause, text: "default 1", wantErr: []string{"line 1: missing value"}},
 		{name: "enum wrong", flag: FlagHandler, text: "default 1 Publish", wantErr: []string{"want one of publish, quarantine, discard"}},
-		{name: "int wrong", def: &intFlag, text: "default 1 1.5", wantErr: []string{"not an integer"}},
-		{name: "duration wrong", def: &durFlag, text: "default 1 5", wantErr: []string{"not a duration"}},
 		{name: "only scope", flag: FlagReject, text: "default", wantErr: []string{"want SCOPE PRIORITY VALUE"}},
 		{name: "bad priority", flag: FlagReject, text: "default high x", wantErr: []string{`priority "high"`}},
 		{name: "negative priority", flag: FlagReject, text: "default -1 x", wantErr: []string{`priority "-1": want a non-negative integer`}},
@@ -191,8 +185,14 @@ func TestRegistry(t *testing.T) {
 	if h2, _ := Lookup(FlagHandler); h2.Enum[0] != "publish" {
 		t.Error("Lookup result aliases the registry")
 	}
-	if TypeBool.String() != "bool" || TypeDuration.String() != "duration" || Type(99).String() != "Type(99)" {
+	if TypeBool.String() != "bool" || TypeEnum.String() != "enum" || Type(99).String() != "Type(99)" {
 		t.Error("Type.String")
+	}
+	// Every registered default is a valid value of its flag.
+	for _, f := range Known() {
+		if err := checkValue(f, f.Default, true); err != nil {
+			t.Errorf("default of %s: %v", f.Name, err)
+		}
 	}
 }
 

@@ -20,14 +20,10 @@ const (
 	TypeBool
 	// TypeEnum accepts only one of Flag.Enum (exact, case-sensitive).
 	TypeEnum
-	// TypeInt accepts a base-10 signed 64-bit integer (strconv.ParseInt).
-	TypeInt
-	// TypeDuration accepts a time.ParseDuration duration such as "1m30s".
-	TypeDuration
 )
 
-// String returns the lower-case name of the type ("bool", "string", "enum",
-// "int", "duration").
+// String returns the lower-case name of the type ("bool", "string",
+// "enum").
 func (t Type) String() string {
 	switch t {
 	case TypeBool:
@@ -36,10 +32,6 @@ func (t Type) String() string {
 		return "string"
 	case TypeEnum:
 		return "enum"
-	case TypeInt:
-		return "int"
-	case TypeDuration:
-		return "duration"
 	}
 	return "Type(" + strconv.Itoa(int(t)) + ")"
 }
@@ -102,11 +94,6 @@ var registry = func() []Flag {
 			Description: "the configured endpoint (by name) the webhook handler posts to"},
 	}
 	slices.SortFunc(r, func(a, b Flag) int { return strings.Compare(a.Name, b.Name) })
-	for _, f := range r {
-		if err := checkValue(f, f.Default, true); err != nil {
-			panic("rules: bad default for " + f.Name + ": " + err.Error())
-		}
-	}
 	return r
 }()
 

@@ -50,10 +50,8 @@ type scope struct {
 }
 
 // compileScope compiles the scope field of a rule line of flag.
+// text is never empty: it is the first field of a non-empty line.
 func compileScope(flag, text string) (scope, error) {
-	if text == "" {
-		return scope{}, errors.New("empty scope")
-	}
 	parts := strings.Split(text, "&")
 	sc := scope{terms: make([]*term, 0, len(parts))}
 	for _, p := range parts {
@@ -234,10 +232,9 @@ func (t *term) match(f *Facts) (result, memo bool) {
 		return percentMatch(t.flag, f.From, t.pct), true
 	case kindEnv:
 		return f.Env == t.arg, true
-	case kindRelease:
+	default: // kindRelease
 		return f.Release == t.arg, true
 	}
-	return false, true
 }
 
 // percentMatch reports whether sender from falls in the first pct

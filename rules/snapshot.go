@@ -3,7 +3,6 @@ package rules
 import (
 	"slices"
 	"strconv"
-	"time"
 )
 
 // Snapshot is an immutable set of rule sets, one per flag. Each mail is
@@ -115,19 +114,6 @@ func (d Decision) Canonical() string {
 		return strconv.FormatBool(d.Bool())
 	}
 	return d.Value
-}
-
-// Int returns the value of an int flag, 0 if it is not an integer.
-func (d Decision) Int() int64 {
-	n, _ := strconv.ParseInt(d.Value, 10, 64)
-	return n
-}
-
-// Duration returns the value of a duration flag, 0 if it is not a
-// duration.
-func (d Decision) Duration() time.Duration {
-	v, _ := time.ParseDuration(d.Value)
-	return v
 }
 
 // Eval decides flag for the mail described by f: the rules of flag are

@@ -39,7 +39,7 @@ func TestEvalScopes(t *testing.T) {
 			Headers: headers(
 				"Subject", "=?UTF-8?B?w5xiZXIgW2JldGFd?= news",
 				"X-Tag", "first",
-				"x-tag", "second\r\n\tfolded",
+				"x-tag", "second\tunfolded", // as a header reader unfolds "second\r\n\tunfolded"
 				"Received", "from a",
 			),
 			Rcpts:      []string{"alice@beta.example", "bob@other.example"},
@@ -64,7 +64,7 @@ func TestEvalScopes(t *testing.T) {
 		{"header case-sensitive regex", `mail_header:Subject:NEWS`, nil, false},
 		{"header (?i)", `mail_header:Subject:(?i)NEWS`, nil, true},
 		{"header second occurrence", `mail_header:X-Tag:^second`, nil, true},
-		{"header folded", `mail_header:X-Tag:second\tfolded`, nil, true},
+		{"header unfolded", `mail_header:X-Tag:second\tunfolded`, nil, true},
 		{"header fold not across lines", `mail_header:X-Tag:second\r`, nil, false},
 		{"header missing", `mail_header:X-None:.`, nil, false},
 		{"header raw encoded word not seen", `mail_header:Subject:=\?UTF-8`, nil, false},

@@ -60,7 +60,6 @@ type Store struct {
 	kv      jetstream.KeyValue
 	log     *slog.Logger
 	snap    atomic.Pointer[Snapshot]
-	ready   atomic.Bool
 	start   atomic.Bool
 	mu      sync.Mutex
 	change  chan struct{}
@@ -111,9 +110,6 @@ func (s *Store) Start(ctx context.Context) error {
 // Snapshot returns the current Snapshot; it is never nil after Start
 // returned nil. Evaluate a whole mail against one Snapshot.
 func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
-
-// Ready reports whether the first Snapshot is in place.
-func (s *Store) Ready() bool { return s.ready.Load() }
 
 // Problems lists the keys currently refused, sorted by flag: those
 // holding a value that does not parse (cause CauseParse; their last good
@@ -305,7 +301,6 @@ func (s *Store) reload(ctx context.Context, entries map[string]jetstream.KeyValu
 		}
 	}
 	s.publish()
-	s.ready.Store(true)
 }
 
 // deletedSince reports whether key was deleted or purged between the

@@ -134,14 +134,14 @@ func TestStore(t *testing.T) {
 	})
 	ctx := t.Context()
 	st := b.store
-	if st.Ready() {
-		t.Fatal("ready before Start")
+	if st.Snapshot() != nil {
+		t.Fatal("a snapshot before Start")
 	}
 	if err := st.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !st.Ready() || st.Snapshot() == nil {
-		t.Fatal("not ready after Start")
+	if st.Snapshot().RuleSet(FlagHandler) == nil {
+		t.Fatal("rules not loaded after Start")
 	}
 	if err := st.Start(ctx); err != ErrStarted {
 		t.Errorf("second Start: %v", err)

@@ -22,7 +22,6 @@ func TestClassOf(t *testing.T) {
 		{"held, wrapped", fmt.Errorf("process: %w", errHeld), Held},
 		{"unclassified error is transient", errors.New("connection refused"), Transient},
 		{"context deadline is transient", context.DeadlineExceeded, Transient},
-		{"no handler is transient", errNoHandler("nope"), Transient},
 		// The outermost class wins: a malformed cause reported as a
 		// transient failure is retried.
 		{"transient around malformed", &classError{class: Transient, err: malformed("bad")}, Transient},

@@ -136,11 +136,12 @@ func (w *Worker) keepInProgress(msg jetstream.Msg) func() {
 }
 
 // partialEnvelope keeps what can be read of a broken envelope, and an id
-// for the dead letter: the message's own, or its stream sequence.
+// for the dead letter: the mail's (of a held or resumed copy, the
+// original's, as DecodeEnvelope reads it), or the stream sequence.
 func partialEnvelope(msg jetstream.Msg) contracts.Envelope {
 	h := msg.Headers()
 	env := contracts.Envelope{
-		ID:       h.Get(contracts.HeaderMsgID),
+		ID:       contracts.MailID(h),
 		MailFrom: h.Get(contracts.HeaderMailFrom),
 		RcptTo:   h.Values(contracts.HeaderRcptTo),
 		Protocol: h.Get(contracts.HeaderProtocol),

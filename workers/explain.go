@@ -2,7 +2,6 @@ package workers
 
 import (
 	"context"
-	"sort"
 
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
@@ -24,8 +23,8 @@ type Explanation struct {
 	Auth contracts.Auth
 	// Env and Release are the worker facts env: and release: match.
 	Env, Release string
-	// Flags has every registered flag and every other key in the bucket,
-	// sorted by name, each evaluated with all facts known.
+	// Flags has every registered flag (a key that is not one is never in
+	// force), sorted by name, each evaluated with all facts known.
 	Flags []contracts.FlagDecision
 }
 
@@ -56,26 +55,14 @@ func (p *Pipeline) Explain(ctx context.Context, snap *rules.Snapshot, env contra
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]bool{}
-	for _, f := range rules.Known() {
-		names[f.Name] = true
-	}
-	for _, f := range snap.Flags() {
-		names[f] = true
-	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
 	e := &Explanation{
 		From: m.From, FromDomain: m.FromDomain, Rcpts: env.RcptTo, Headers: facts.Headers,
 		Auth: a, Env: p.cfg.Env, Release: p.cfg.Release,
 	}
-	for _, n := range sorted {
-		d, ok := decided[n]
+	for _, f := range rules.Known() { // sorted by name
+		d, ok := decided[f.Name]
 		if !ok {
-			d = decisionOf(snap.Eval(n, facts))
+			d = decisionOf(snap.Eval(f.Name, facts))
 		}
 		e.Flags = append(e.Flags, d)
 	}

@@ -87,13 +87,11 @@ func (w *Worker) storedOutcome(ctx context.Context, seq uint64) (*contracts.Outc
 }
 
 // maxOutcomeBytes is the largest outcome event stored on nc: the
-// server's max_payload less room for headers. The worker reads it once
-// (New): the connection's lock is contended on every mail's path.
+// server's max_payload (known once connected: New is given a connected
+// nc) less room for headers. The worker reads it once (New): the
+// connection's lock is contended on every mail's path.
 func maxOutcomeBytes(nc *nats.Conn) int {
-	if mp := nc.MaxPayload(); mp > 0 {
-		return int(mp) - 16<<10
-	}
-	return 1<<20 - 16<<10
+	return int(nc.MaxPayload()) - 16<<10
 }
 
 // encodeBuffers are reused between outcomes: encoding is on every mail's

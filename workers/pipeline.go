@@ -2,7 +2,6 @@ package workers
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"maps"
 	"runtime/debug"
@@ -82,8 +81,3 @@ func (p *Pipeline) authServID() string {
 	}
 	return auth.DefaultAuthServID
 }
-
-// errNoHandler is returned for a handler name without a handler; the
-// flag's enum makes it unreachable from rules, so it means a build whose
-// registry and handlers disagree: retried, then dead-lettered.
-func errNoHandler(name string) error { return fmt.Errorf("no handler named %q", name) }

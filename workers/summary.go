@@ -215,10 +215,7 @@ func (w *walker) walk(p *part, e *message.Entity, depth int) {
 		}
 	}
 	w.parts++
-	ct := p.mediaType
-	if ct == "" {
-		ct = "text/plain"
-	}
+	ct := p.mediaType // never empty: go-message's default is text/plain
 	disp, dparams, _ := p.h.ContentDisposition()
 	// As mail.AttachmentHeader.Filename, with the header parsed once.
 	name, ok := dparams["filename"]
@@ -249,11 +246,8 @@ func (w *walker) walk(p *part, e *message.Entity, depth int) {
 
 func addresses(h mail.Header, key string) []string {
 	list, err := h.AddressList(key)
-	if err != nil {
-		if v := h.Get(key); v != "" {
-			return []string{v}
-		}
-		return nil
+	if err != nil { // the field is there (an absent one parses as none)
+		return []string{h.Get(key)}
 	}
 	out := make([]string, 0, len(list))
 	for _, a := range list {

@@ -86,9 +86,9 @@ func (rv *receiver) endpoint(name string, timeout time.Duration, attachmentLimit
 		Secret: rv.secret, Timeout: timeout, AttachmentLimit: attachmentLimit}
 }
 
-// multipartMail is a signed mail to rcpt with a text part, a 100-byte
+// webhookMail is a signed mail to rcpt with a text part, a 100-byte
 // attachment and a 5,000-byte one.
-func multipartMail(t *testing.T, b *bundle, rcpt string) (raw, small, big []byte) {
+func webhookMail(t *testing.T, b *bundle, rcpt string) (raw, small, big []byte) {
 	t.Helper()
 	small, big = bytes.Repeat([]byte("s\x00"), 50), bytes.Repeat([]byte("B"), 5000)
 	var m strings.Builder
@@ -190,7 +190,7 @@ func TestWebhook(t *testing.T) {
 	}
 
 	t.Run("2xx: processed, the mail, its decisions and attachments posted, the trace continued", func(t *testing.T) {
-		raw, small, big := multipartMail(t, b, "w-ok@example.org")
+		raw, small, big := webhookMail(t, b, "w-ok@example.org")
 		b.sendSMTP(t, raw, "w-ok@example.org")
 		o := b.outcomes.First(t, "w-ok@example.org")
 		wantDisposition(t, o, contracts.Processed, "webhook")

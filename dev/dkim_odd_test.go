@@ -22,8 +22,11 @@ import (
 
 // TestDKIMSignatureCorners: signatures as other signers write them verify
 // and are reported as they are: a b= value broken by white space (FWS,
-// RFC 6376 3.5) passes; a signature without c= passes and is reported
-// simple/simple, the RFC 6376 3.5 default; a signature by a public
+// RFC 6376 3.5) passes; a signature without c= and with FWS in h=
+// passes and is reported simple/simple, the RFC 6376 3.5 default; an
+// l= larger than any body fails and an l= without digits is a
+// permerror; a From field without an address makes a pass weak and
+// looks no DMARC record up; a signature by a public
 // suffix (d=co.uk) passes but never aligns with a From domain under it,
 // so the mail is weakly authenticated; an l= signature over a body with
 // bare LF line ends is judged on the body counted as CRLF, as an
@@ -54,28 +57,49 @@ func TestDKIMSignatureCorners(t *testing.T) {
 	wantDKIM(t, o, "example.com", "s1", "rsa-sha256", contracts.ResultPass)
 	wantDisposition(t, o, contracts.Quarantined, "quarantine")
 
-	// No c= tag: simple/simple, signed by hand (RFC 8463: Ed25519 over
-	// the SHA-256 of the signed data).
-	body := "Hello without c=.\r\n"
-	headers := "From: Partner <p@partner.example>\r\nTo: nocanon@example.org\r\nSubject: no c= tag\r\n"
-	bh := sha256.Sum256([]byte(body))
-	sig := "v=1; a=ed25519-sha256; d=partner.example; s=ed; h=from:to:subject; bh=" + base64.StdEncoding.EncodeToString(bh[:]) + "; b="
-	digest := sha256.Sum256([]byte(headers + "DKIM-Signature: " + sig))
-	sb, err := b.edKey.Sign(nil, digest[:], crypto.Hash(0))
-	if err != nil {
-		t.Fatal(err)
+	// Signed by hand (RFC 8463: Ed25519 over the SHA-256 of the signed
+	// data), simple/simple, with the given tags before b=.
+	handSigned := func(rcpt, from, tags string) []byte {
+		t.Helper()
+		body := "Hello from a hand-made signature.\r\n"
+		headers := "From: " + from + "\r\nTo: " + rcpt + "\r\nSubject: hand-made\r\n"
+		bh := sha256.Sum256([]byte(body))
+		sig := "v=1; a=ed25519-sha256; d=partner.example; s=ed; " + tags + "bh=" + base64.StdEncoding.EncodeToString(bh[:]) + "; b="
+		digest := sha256.Sum256([]byte(headers + "DKIM-Signature: " + sig))
+		sb, err := b.edKey.Sign(nil, digest[:], crypto.Hash(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []byte("DKIM-Signature: " + sig + base64.StdEncoding.EncodeToString(sb) + "\r\n" + headers +
+			"Message-ID: <" + strings.ReplaceAll(rcpt, "@", ".") + "@partner.example>\r\n\r\n" + body)
 	}
-	raw = []byte("DKIM-Signature: " + sig + base64.StdEncoding.EncodeToString(sb) + "\r\n" + headers + "Message-ID: <nocanon@partner.example>\r\n\r\n" + body)
-	b.sendSMTP(t, raw, "nocanon@example.org")
+	// No c= tag, and white space in h= (FWS around its colons).
+	b.sendSMTP(t, handSigned("nocanon@example.org", "Partner <p@partner.example>", "h=from : to :\r\n subject; "), "nocanon@example.org")
 	o = b.outcomes.First(t, "nocanon@example.org")
 	wantDKIM(t, o, "partner.example", "ed", "ed25519-sha256", contracts.ResultPass)
 	if c := o.Auth.DKIM[0].Canonicalization; c != "simple/simple" {
 		t.Errorf("canonicalization %q without c=, want simple/simple", c)
 	}
 	wantDisposition(t, o, contracts.Quarantined, "quarantine")
+	// l= far larger than any body: the signer hashed a body that is not
+	// all there (RFC 6376 3.7).
+	b.sendSMTP(t, handSigned("hugel@example.org", "Partner <p@partner.example>", "h=from:to:subject; l=123456789012345678901234; "), "hugel@example.org")
+	wantDKIM(t, b.outcomes.First(t, "hugel@example.org"), "partner.example", "ed", "ed25519-sha256", contracts.ResultFail)
+	// l= without digits: malformed.
+	b.sendSMTP(t, handSigned("emptyl@example.org", "Partner <p@partner.example>", "h=from:to:subject; l=; "), "emptyl@example.org")
+	wantDKIM(t, b.outcomes.First(t, "emptyl@example.org"), "partner.example", "ed", "ed25519-sha256", contracts.ResultPermError)
+	// A From field that holds no address: a pass aligns with nothing,
+	// and there is no domain to ask for DMARC.
+	b.sendSMTP(t, handSigned("noaddr@example.org", "not an address", "h=from:to:subject; "), "noaddr@example.org")
+	o = b.outcomes.First(t, "noaddr@example.org")
+	wantDKIM(t, o, "partner.example", "ed", "ed25519-sha256", contracts.ResultPass)
+	if o.Auth.Trust != contracts.TrustWeak || o.Auth.DMARC != nil {
+		t.Errorf("trust %s, DMARC %+v for a From without an address; want weak, none looked up", o.Auth.Trust, o.Auth.DMARC)
+	}
+	wantDisposition(t, o, contracts.Discarded, "discard")
 
 	// d=co.uk for From example.co.uk.
-	raw, err = testkit.Sign(testkit.SampleMail("Alice <alice@example.co.uk>", "suffix@example.org", "by a public suffix", "Hello.\r\n", date, "suffix@example.co.uk"),
+	raw, err := testkit.Sign(testkit.SampleMail("Alice <alice@example.co.uk>", "suffix@example.org", "by a public suffix", "Hello.\r\n", date, "suffix@example.co.uk"),
 		testkit.SignOptions{Domain: "co.uk", Selector: "ps", Key: suffixKey})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,9 @@ import (
 
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/keyserver"
 	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/systest"
 	"github.com/mailscope/mailscope/testkit"
 	"github.com/mailscope/mailscope/workers"
 )
@@ -39,10 +41,11 @@ func (c *clock) advance(d time.Duration) {
 // is asked of DNS again. A key rotated in DNS is not seen while the old record is
 // cached (the new signature fails against the old key), and is used once
 // the TTL has passed. Every mail is decided by the rules in force on
-// its DKIM result.
+// its DKIM result. A server failure is cached for FailureTTL, at most
+// five minutes whatever is configured.
 func TestDKIMKeyCacheAndRotation(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
-	b := setup(t, workers.Config{Auth: auth.Config{CacheSize: 2, Now: clk.Now}})
+	b := setup(t, workers.Config{HoldDelay: 20 * time.Millisecond, Auth: auth.Config{CacheSize: 2, Now: clk.Now, FailureTTL: time.Hour}})
 	b.putRules(t, rules.FlagHandler, "dkim:example.com 20 quarantine\ndkim:partner.example 10 discard\n")
 	s1 := testkit.DNSName("s1", "example.com")
 
@@ -76,6 +79,17 @@ func TestDKIMKeyCacheAndRotation(t *testing.T) {
 	if n := b.keys.Queries(s1); n != 3 {
 		t.Errorf("%d queries for %s after its TTL passed, want 3", n, s1)
 	}
+
+	// A server failure is cached for FailureTTL, which is held to five
+	// minutes (RFC 2308 7.1) although an hour was asked for: the mail,
+	// held for DNS and re-checked, asks again once five minutes passed.
+	flaky := newKey(t, "ed25519", b.keys, "flaky", "example.com")
+	name := testkit.DNSName("flaky", "example.com")
+	b.keys.SetFault(name, keyserver.FaultServFail)
+	b.sendSMTP(t, mail(t, "flaky@example.org", "SERVFAIL", flaky, "example.com", "flaky"), "flaky@example.org")
+	systest.WaitFor(t, "the first query for "+name, func() bool { return b.keys.Queries(name) >= 1 })
+	clk.advance(auth.MaxFailureTTL + time.Second)
+	systest.WaitFor(t, "a query for "+name+" once the failure's five minutes passed", func() bool { return b.keys.Queries(name) >= 2 })
 }
 
 // sendOne signs a mail to rcpt, sends it over SMTP and returns its

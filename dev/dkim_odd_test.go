@@ -22,8 +22,8 @@ import (
 
 // TestDKIMSignatureCorners: signatures as other signers write them verify
 // and are reported as they are: a b= value broken by white space (FWS,
-// RFC 6376 3.5) passes; a signature without c= and with FWS in h=
-// passes and is reported simple/simple, the RFC 6376 3.5 default; an
+// RFC 6376 3.5) passes; a signature without c=, with FWS in h= and
+// around its d= and s= values, passes and is reported simple/simple, the RFC 6376 3.5 default; an
 // l= larger than any body fails and an l= without digits is a
 // permerror; a From field without an address makes a pass weak and
 // looks no DMARC record up; a signature by a public
@@ -58,13 +58,14 @@ func TestDKIMSignatureCorners(t *testing.T) {
 	wantDisposition(t, o, contracts.Quarantined, "quarantine")
 
 	// Signed by hand (RFC 8463: Ed25519 over the SHA-256 of the signed
-	// data), simple/simple, with the given tags before b=.
+	// data), simple/simple, with FWS around the d= and s= values (RFC
+	// 6376 3.2) and the given tags before b=.
 	handSigned := func(rcpt, from, tags string) []byte {
 		t.Helper()
 		body := "Hello from a hand-made signature.\r\n"
 		headers := "From: " + from + "\r\nTo: " + rcpt + "\r\nSubject: hand-made\r\n"
 		bh := sha256.Sum256([]byte(body))
-		sig := "v=1; a=ed25519-sha256; d=partner.example; s=ed; " + tags + "bh=" + base64.StdEncoding.EncodeToString(bh[:]) + "; b="
+		sig := "v=1; a=ed25519-sha256; d= partner.example ; s=\r\n ed; " + tags + "bh=" + base64.StdEncoding.EncodeToString(bh[:]) + "; b="
 		digest := sha256.Sum256([]byte(headers + "DKIM-Signature: " + sig))
 		sb, err := b.edKey.Sign(nil, digest[:], crypto.Hash(0))
 		if err != nil {

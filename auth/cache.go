@@ -69,10 +69,3 @@ func (c *cache) put(e *entry) {
 		delete(c.byKey, last.Value.(*entry).name)
 	}
 }
-
-// len returns how many names are cached, expired or not.
-func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}

@@ -30,17 +30,14 @@ func (r *Resolver) startLookup(ctx context.Context, name string) (context.Contex
 func endLookup(span trace.Span, shared bool, err error) {
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Bool("mailscope.dns.shared", shared))
-		var te *TempError
+		// A lookup ends with records, ErrNotFound or a *TempError.
 		switch {
 		case err == nil:
 			span.SetAttributes(attribute.String("mailscope.dns.result", "found"))
 		case errors.Is(err, ErrNotFound):
 			span.SetAttributes(attribute.String("mailscope.dns.result", "not_found"))
-		case errors.As(err, &te):
-			span.SetAttributes(attribute.String("mailscope.dns.result", "temperror"), semconv.ErrorTypeKey.String("temperror"))
-			span.SetStatus(codes.Error, err.Error())
 		default:
-			span.SetAttributes(attribute.String("mailscope.dns.result", "error"), semconv.ErrorTypeKey.String("error"))
+			span.SetAttributes(attribute.String("mailscope.dns.result", "temperror"), semconv.ErrorTypeKey.String("temperror"))
 			span.SetStatus(codes.Error, err.Error())
 		}
 	}

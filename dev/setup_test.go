@@ -47,8 +47,9 @@ func setup(t *testing.T, wcfg workers.Config) *bundle {
 	return setupDev(t, dev.Config{Worker: wcfg})
 }
 
-// setupDev is setup with more of the system's configuration; addresses,
-// data directory, DNS server and logger are the test's.
+// setupDev is setup with more of the system's configuration; data
+// directory, DNS server and logger are the test's, and so are the
+// producer's addresses unless cfg sets them (loopback, free ports).
 func setupDev(t *testing.T, cfg dev.Config) *bundle {
 	t.Helper()
 	keys, err := keyserver.Start("127.0.0.1:0")
@@ -65,7 +66,12 @@ func setupDev(t *testing.T, cfg dev.Config) *bundle {
 	}
 	cfg.DataDir = t.TempDir()
 	cfg.NATSPort = -1
-	cfg.SMTPAddr, cfg.LMTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if cfg.SMTPAddr == "" {
+		cfg.SMTPAddr = "127.0.0.1:0"
+	}
+	if cfg.LMTPAddr == "" {
+		cfg.LMTPAddr = "127.0.0.1:0"
+	}
 	cfg.DNSServer = keys.Addr()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	sys, err := dev.Start(t.Context(), cfg)

@@ -80,7 +80,10 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 			go l.refuse(c, refused)
 			continue
 		}
-		return newGuard(c, l.guard, release), nil
+		var g *guard
+		g = newGuard(c, l.guard, func() { release(); l.p.open.remove(g) })
+		l.p.open.add(g)
+		return g, nil
 	}
 }
 

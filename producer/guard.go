@@ -322,12 +322,6 @@ func (g *guard) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetDeadline sets both deadlines, the read one as SetReadDeadline.
-func (g *guard) SetDeadline(t time.Time) error {
-	g.SetReadDeadline(t)
-	return g.Conn.SetWriteDeadline(t)
-}
-
 // Write sends go-smtp's replies. A 354 starts the mail's content (set
 // before the client can see it); the EHLO SIZE line is corrected.
 func (g *guard) Write(p []byte) (int, error) {

@@ -27,6 +27,7 @@ type Producer struct {
 	tracer  trace.Tracer
 	claims  claimBucket
 	slots   *connSlots
+	open    openConns
 	servers []*smtp.Server
 	lns     []net.Listener // the listeners opened
 	served  []net.Listener // what the servers accept from: lns, limited
@@ -34,10 +35,8 @@ type Producer struct {
 
 // New returns a Producer publishing through nc. It does not listen yet.
 func New(cfg Config, nc *nats.Conn) (*Producer, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("producer: %w", err)
-	}
+	// jetstream.New fails only on a bad option, and none is given.
+	js, _ := jetstream.New(nc)
 	cfg = cfg.WithDefaults(nc.MaxPayload())
 	pub := NewPublisher(js, cfg.Names.MailSubject, cfg.PublishTimeout)
 	pub.useBatching(cfg.Batch)
@@ -176,7 +175,7 @@ func (p *Producer) Run(ctx context.Context) error {
 	for _, s := range p.servers {
 		if err := s.Shutdown(shutdownCtx); errors.Is(err, context.DeadlineExceeded) {
 			// Connections still open past the grace period are closed.
-			s.Close()
+			p.open.closeAll()
 		}
 	}
 	wg.Wait()

@@ -520,6 +520,10 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 			t.Errorf("%s: %s (%s), want %s", rcpt, o.Disposition, o.Reason, d)
 		}
 	}
+	// Every mail settled: a worker counts a mail's metrics before it acks
+	// or terms it, but after the outcome the test saw (a dead letter is
+	// stored, and counted, after its outcome).
+	systest.WaitDrained(t, env.Admin(t))
 	systest.WaitFor(t, "the paused mail to be held", func() bool { return w.Held() == 1 })
 
 	metrics := scrape(t, "http://"+srv.Addr()+"/metrics")

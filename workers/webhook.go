@@ -94,19 +94,13 @@ func (h *webhook) endpoint(out *contracts.Outcome) (WebhookEndpoint, error) {
 // and says what it would send. Success is disposition processed, with
 // the summary; failures are classified by webhookOutcome.
 func (h *webhook) Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerResult, error) {
-	out := m.Evaluated
-	if out == nil {
-		return HandlerResult{}, errors.New("webhook: the mail was not evaluated")
-	}
+	out := m.Evaluated // set by Evaluate, which Act always follows
 	ep, err := h.endpoint(out)
 	if err != nil {
 		return HandlerResult{}, err
 	}
 	req := webhookRequest(ctx, m, out, ep, h.textLimit)
-	body, err := json.Marshal(req)
-	if err != nil {
-		return HandlerResult{}, fmt.Errorf("webhook: encode the request: %w", err)
-	}
+	body, _ := json.Marshal(req) // plain data: strings, numbers, bytes
 	if dryRun {
 		h.met.record(ctx, ep.Name, webhookDryRun, 0)
 		return HandlerResult{Disposition: contracts.Processed, Summary: req.Summary,
@@ -137,10 +131,8 @@ func (h *webhook) post(ctx context.Context, ep WebhookEndpoint, id string, body 
 			span.SetAttributes(semconv.ServerPort(p))
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
-	if err != nil {
-		return webhookConnError, transient("webhook endpoint %s: %v", ep.Name, err)
-	}
+	// The method is constant and the URL parsed at start: no error.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
 	ts := strconv.FormatInt(h.now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "mailscope/"+version.Version)
@@ -168,10 +160,9 @@ func (h *webhook) post(ctx context.Context, ep WebhookEndpoint, id string, body 
 		// Say the endpoint's timeout, not the client's wording.
 		err = fmt.Errorf("no answer within %v", ep.Timeout)
 	} else if err != nil {
-		err = errors.Unwrap(err) // the *url.Error repeats the URL, which may carry a token
-		if err == nil {
-			err = errors.New("request failed")
-		}
+		// The client's errors are *url.Error, which repeat the URL (it
+		// may carry a token): its cause alone is kept.
+		err = errors.Unwrap(err)
 	}
 	result, cerr := webhookOutcome(ep.Name, status, after, detail, timedOut, err)
 	if cerr != nil && span.IsRecording() {

@@ -79,6 +79,11 @@ type Outcome struct {
 	Flags []FlagDecision `json:"flags"`
 	// Summary is the parsed mail, set by handlers that publish it.
 	Summary *Summary `json:"summary,omitempty"`
+	// Shadow is the decision of the shadow handler (the flag
+	// mail.shadow_handler), run in dry run beside Handler on the same
+	// mail; nil when none ran. It never changes Disposition. Added in
+	// outcome schema v1 without a version change: old consumers ignore it.
+	Shadow *Shadow `json:"shadow,omitempty"`
 	// Note says what was left out of this event to keep it within the
 	// server's max_payload; empty normally.
 	Note string `json:"note,omitempty"`
@@ -91,6 +96,24 @@ type Outcome struct {
 	// context. Added in outcome schema v1 without a version change: old
 	// consumers ignore it.
 	TraceID string `json:"trace_id,omitempty"`
+}
+
+// Shadow is what a shadow handler decided about a mail, in dry run.
+type Shadow struct {
+	// Handler is the shadow handler's name.
+	Handler string `json:"handler"`
+	// Disposition is what the shadow handler would have made of the
+	// mail; empty when it failed (then Error says why).
+	Disposition Disposition `json:"disposition,omitempty"`
+	// Reason is the shadow handler's reason (a rejection, or what it
+	// would have done).
+	Reason string `json:"reason,omitempty"`
+	// Error is the shadow handler's failure (a transient error, a panic,
+	// a configuration it lacks); the live decision stands regardless.
+	Error string `json:"error,omitempty"`
+	// Differs is true when the shadow decision is not the live one: a
+	// different disposition, or a failure.
+	Differs bool `json:"differs"`
 }
 
 // Auth holds the authentication results of one mail.

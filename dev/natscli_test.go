@@ -216,6 +216,7 @@ var cliRules = []struct{ flag, text string }{
 	{rules.FlagDryRun, dryRunRules},
 	{rules.FlagPause, pauseRules},
 	{rules.FlagWebhookEndpoint, webhookEndpointRules},
+	{rules.FlagShadowHandler, shadowRules},
 }
 
 // TestNATSCLI drives the running system with the real nats CLI, the way
@@ -267,6 +268,7 @@ func TestNATSCLI(t *testing.T) {
 			rules.FlagReject:          def(""),
 			rules.FlagDryRun:          def("false"),
 			rules.FlagWebhookEndpoint: def(""),
+			rules.FlagShadowHandler:   def(rules.ShadowNone),
 		}
 		cases := []struct {
 			name        string

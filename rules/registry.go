@@ -73,12 +73,26 @@ const (
 	// the webhook handler takes without one is retried, then
 	// dead-lettered).
 	FlagWebhookEndpoint = "mail.webhook.endpoint"
+	// FlagShadowHandler names a second handler that runs in dry run
+	// beside the one mail.handler chose, on the same mail: its decision
+	// is recorded in the outcome (shadow) and compared, and it never
+	// changes what becomes of the mail. One of "none" (no shadow run) or
+	// a value of mail.handler. Default "none".
+	FlagShadowHandler = "mail.shadow_handler"
 )
+
+// ShadowNone is the value of mail.shadow_handler that runs no shadow
+// handler.
+const ShadowNone = "none"
+
+// handlerNames are the values of mail.handler, each a handler the
+// workers have.
+var handlerNames = []string{"publish", "quarantine", "discard", "webhook"}
 
 // registry is the table of known flags, sorted by name.
 var registry = func() []Flag {
 	r := []Flag{
-		{Name: FlagHandler, Type: TypeEnum, Default: "publish", Enum: []string{"publish", "quarantine", "discard", "webhook"},
+		{Name: FlagHandler, Type: TypeEnum, Default: "publish", Enum: handlerNames,
 			Description: "which handler processes the mail"},
 		{Name: FlagReject, Type: TypeString, Default: "",
 			Description: "reject the mail with the value as reason; empty means do not reject"},
@@ -92,6 +106,8 @@ var registry = func() []Flag {
 			Description: "the handler decides but performs no side effect"},
 		{Name: FlagWebhookEndpoint, Type: TypeString, Default: "",
 			Description: "the configured endpoint (by name) the webhook handler posts to"},
+		{Name: FlagShadowHandler, Type: TypeEnum, Default: ShadowNone, Enum: append([]string{ShadowNone}, handlerNames...),
+			Description: "a second handler run in dry run beside the live one; its decision is recorded and compared"},
 	}
 	slices.SortFunc(r, func(a, b Flag) int { return strings.Compare(a.Name, b.Name) })
 	return r

@@ -11,6 +11,9 @@ import (
 // Act completes ev's outcome by running the chosen handler, the one step
 // with side effects (none when the outcome's DryRun is set: the handler
 // decides but does nothing). A mail rejected by rule needs no handler.
+// Once the live handler has decided, the shadow handler, if
+// mail.shadow_handler names one, runs in dry run and its decision is
+// recorded beside the live one (see shadow).
 // A handler's error keeps its class (Reject, RetryLater, Unprocessable;
 // unclassified errors are Transient) and names the handler; for Reject
 // the rejected outcome is returned with the error. A panic is recovered
@@ -35,6 +38,7 @@ func (p *Pipeline) Act(ctx context.Context, ev *Evaluation) (_ *contracts.Outcom
 			out.Disposition = contracts.Rejected
 			out.Reason = err.Error()
 			out.ProcessedAt = p.now().UTC()
+			p.shadow(ctx, ev, out)
 			return out, &classError{class: Permanent, err: fmt.Errorf("handler %s: %w", ev.Handler, err)}
 		}
 		return nil, &classError{class: ClassOf(err), err: fmt.Errorf("handler %s: %w", ev.Handler, err), after: retryAfter(err)}
@@ -43,5 +47,6 @@ func (p *Pipeline) Act(ctx context.Context, ev *Evaluation) (_ *contracts.Outcom
 	out.Reason = r.Reason
 	out.Summary = r.Summary
 	out.ProcessedAt = p.now().UTC()
+	p.shadow(ctx, ev, out)
 	return out, nil
 }

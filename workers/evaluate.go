@@ -26,6 +26,9 @@ type Evaluation struct {
 	Outcome *contracts.Outcome
 	// Handler is the handler mail.handler chose ("" when rejected).
 	Handler string
+	// Shadow is the handler mail.shadow_handler chose to run in dry run
+	// beside Handler ("" for none, and when rejected).
+	Shadow string
 }
 
 // Evaluate parses raw, authenticates it and decides its flags against
@@ -49,7 +52,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 		Envelope:   env,
 		ReceivedAt: env.ReceivedAt,
 		Attempt:    attempt,
-		Flags:      make([]contracts.FlagDecision, 0, 7),
+		Flags:      make([]contracts.FlagDecision, 0, 8),
 		Worker:     contracts.WorkerInfo{Name: p.cfg.Name, Version: version.Version, Env: p.cfg.Env},
 		TraceID:    traceID(ctx),
 	}
@@ -82,6 +85,9 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 	out.DryRun = consult(rules.FlagDryRun).Bool()
 	ev.Handler = consult(rules.FlagHandler).Value
 	consult(rules.FlagWebhookEndpoint)
+	if sh := consult(rules.FlagShadowHandler).Value; sh != rules.ShadowNone {
+		ev.Shadow = sh
+	}
 	m.Evaluated = out
 	if c, ok := p.handlers[ev.Handler].(Checker); ok {
 		if err := c.Check(out); err != nil {

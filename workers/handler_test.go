@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/mailscope/mailscope/rules"
@@ -21,5 +22,12 @@ func TestHandlersCoverTheEnum(t *testing.T) {
 	}
 	if _, ok := hs[f.Default]; !ok {
 		t.Errorf("mail.handler default %q has no handler", f.Default)
+	}
+	s, ok := rules.Lookup(rules.FlagShadowHandler)
+	if !ok {
+		t.Fatal("mail.shadow_handler not registered")
+	}
+	if s.Default != rules.ShadowNone || s.Enum[0] != rules.ShadowNone || !slices.Equal(s.Enum[1:], f.Enum) {
+		t.Errorf("mail.shadow_handler enum %q (default %q): want %q then mail.handler's values %q", s.Enum, s.Default, rules.ShadowNone, f.Enum)
 	}
 }

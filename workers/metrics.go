@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
+	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
 )
 
@@ -27,6 +28,7 @@ type metrics struct {
 	redelivered metric.Int64Counter
 	deadLetters metric.Int64Counter
 	process     metric.Float64Histogram
+	shadows     metric.Int64Counter
 	// processOpts are the options of messaging.process.duration of a
 	// mail processed without error, by the subject it came on, made once
 	// so that recording allocates nothing.
@@ -56,6 +58,8 @@ func newMetrics(w *Worker) metrics {
 		metric.WithDescription("deliveries of the mail consumer that were not the message's first (a nak, an AckWait that passed, a worker that stopped)"))
 	ms.deadLetters, _ = m.Int64Counter("mailscope.mail.dead_letters",
 		metric.WithDescription("dead letters stored, by failure class (malformed, transient)"))
+	ms.shadows, _ = m.Int64Counter("mailscope.mail.shadow_runs",
+		metric.WithDescription("shadow handler runs (mail.shadow_handler) of stored outcomes, by live handler, shadow handler and result: same (the shadow decided as the live handler), differ (another disposition) or error (the shadow failed)"))
 	ms.process, _ = m.Float64Histogram("messaging.process.duration",
 		metric.WithUnit("s"), metric.WithDescription("time from a mail's delivery to its settling (OpenTelemetry messaging semantic conventions; error.type is the failure class)"))
 	held, _ := m.Int64ObservableGauge("mailscope.mail.held",
@@ -108,6 +112,23 @@ func (ms metrics) outcome(ctx context.Context, disposition string, seconds float
 	}
 	ms.outcomes.Add(ctx, 1, attrs)
 	ms.duration.Record(ctx, seconds, attrs)
+}
+
+// shadow counts the shadow run of a stored outcome, if it had one.
+func (ms metrics) shadow(ctx context.Context, out *contracts.Outcome) {
+	s := out.Shadow
+	if s == nil {
+		return
+	}
+	result := "same"
+	switch {
+	case s.Error != "":
+		result = "error"
+	case s.Differs:
+		result = "differ"
+	}
+	ms.shadows.Add(ctx, 1, metric.WithAttributes(attribute.String("live", out.Handler),
+		attribute.String("shadow", s.Handler), attribute.String("result", result)))
 }
 
 func (ms metrics) failure(ctx context.Context, class, action string) {

@@ -50,6 +50,7 @@ func (w *Worker) settle(ctx context.Context, d *delivery, v verdict, out *contra
 		elapsed := time.Since(d.start)
 		w.met.outcome(ctx, string(out.Disposition), elapsed.Seconds(), ack.Duplicate)
 		if !ack.Duplicate {
+			w.met.shadow(ctx, out)
 			logOutcome(ctx, w.log, out, elapsed)
 		}
 		if !w.dropClaim(ctx, d) { // a claimed mail's object goes before the ack (claim.go)

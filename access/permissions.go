@@ -152,7 +152,7 @@ func inspect() []string {
 
 // streams names every stream provisioning makes, the buckets' included.
 func streams(n contracts.Names) []string {
-	s := []string{n.MailStream, n.HeldStream, n.OutcomeStream, n.DeadStream, kvStream(n.FlagsBucket), kvStream(n.StatusBucket), objStream(n.ClaimBucket)}
+	s := []string{n.MailStream, n.HeldStream, n.OutcomeStream, n.DeadStream, kvStream(n.FlagsBucket), kvStream(n.StatusBucket), objStream(n.ClaimBucket), n.ArchiveStream}
 	if n.KeyBucket != "" {
 		s = append(s, kvStream(n.KeyBucket))
 	}

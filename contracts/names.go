@@ -56,6 +56,19 @@ type Names struct {
 	// claimed mail: mail above the producer's claim threshold travels as
 	// a reference (HeaderClaim) to an object here. Default "mail_claims".
 	ClaimBucket string
+	// ArchiveStream is the opt-in archive of recent incoming mail, a
+	// copy of every mail MailStream stores (republished on
+	// ArchiveSubject), bounded in age and size, kept for
+	// `mailscope flags preview` to replay mail against proposed rules.
+	// It holds raw mail (bodies and headers, personal data included), so
+	// it is off by default: provisioning creates it only when given an
+	// archive bound (provision.Config.ArchiveMaxAge, ArchiveMaxBytes).
+	// Default "MAIL_ARCHIVE".
+	ArchiveStream string
+	// ArchiveSubject is where the mail stream republishes each mail it
+	// stores while the archive is on; only the server publishes there.
+	// Default "mail.archived".
+	ArchiveSubject string
 }
 
 // DefaultNames returns the default names documented on [Names].
@@ -75,6 +88,8 @@ func DefaultNames() Names {
 		FlagsBucket:   "mail_flags",
 		StatusBucket:  "mail_status",
 		ClaimBucket:   "mail_claims",
+		ArchiveStream:  "MAIL_ARCHIVE",
+		ArchiveSubject: "mail.archived",
 	}
 }
 
@@ -101,6 +116,8 @@ func (n Names) WithDefaults() Names {
 	set(&n.FlagsBucket, d.FlagsBucket)
 	set(&n.StatusBucket, d.StatusBucket)
 	set(&n.ClaimBucket, d.ClaimBucket)
+	set(&n.ArchiveStream, d.ArchiveStream)
+	set(&n.ArchiveSubject, d.ArchiveSubject)
 	return n
 }
 

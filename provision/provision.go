@@ -94,7 +94,20 @@ type Config struct {
 	// StatusTTL is how long a worker's status entry lives without being
 	// rewritten; workers rewrite theirs every 30 seconds. Default 2m.
 	StatusTTL time.Duration
+	// ArchiveMaxAge and ArchiveMaxBytes bound the opt-in archive of
+	// recent mail (Names.ArchiveStream), a mirror of the mail stream that
+	// `mailscope flags preview` replays. The archive holds raw mail, so
+	// it exists only when one of them is set; the other then takes its
+	// default (24h, 1 GiB), and the oldest mail goes first once either is
+	// reached. Default 0 and 0: no archive. Setting both to 0 again does
+	// not delete an archive made before: an administrator removes the
+	// stream (`nats stream rm MAIL_ARCHIVE`), which no mailscope role may.
+	ArchiveMaxAge   time.Duration
+	ArchiveMaxBytes int64
 }
+
+// Archive reports whether c asks for the archive stream.
+func (c Config) Archive() bool { return c.ArchiveMaxAge > 0 || c.ArchiveMaxBytes > 0 }
 
 // RedeliverySpan is how long after its first store a mail may still be
 // processed again by the workers with their defaults: up to 2 ×
@@ -155,6 +168,12 @@ func (c Config) WithDefaults() Config {
 	if c.StatusTTL == 0 {
 		c.StatusTTL = 2 * time.Minute
 	}
+	if c.Archive() && c.ArchiveMaxAge == 0 {
+		c.ArchiveMaxAge = 24 * time.Hour
+	}
+	if c.Archive() && c.ArchiveMaxBytes == 0 {
+		c.ArchiveMaxBytes = 1 << 30
+	}
 	return c
 }
 
@@ -164,11 +183,18 @@ func (c Config) WithDefaults() Config {
 // dropping stored mail. It always allows atomic publish
 // (AllowAtomicPublish): the producer group-commits mail by default
 // (producer.Batching), and Run turns it on for a mail stream
-// provisioned before.
+// provisioned before. With the archive on (Archive), it republishes each
+// mail it stores to the archive (ArchiveStream); provisioning with the
+// archive off again stops that.
 func (c Config) MailStream() jetstream.StreamConfig {
 	c = c.WithDefaults()
 	sc := workStream(c, c.Names.MailStream, "incoming mail, raw RFC 5322 with the envelope in headers", c.MailMaxBytes, c.Names.MailSubject, c.Names.ResumeSubject)
 	sc.AllowAtomicPublish = true
+	if c.Archive() {
+		// Every mail stored, as stored (headers and body), into the
+		// archive; not resumed held mail, archived already.
+		sc.RePublish = &jetstream.RePublish{Source: c.Names.MailSubject, Destination: c.Names.ArchiveSubject}
+	}
 	return sc
 }
 
@@ -336,15 +362,45 @@ func (c Config) ClaimBucket() jetstream.ObjectStoreConfig {
 	}
 }
 
+// ArchiveStream returns the configuration of the archive of recent mail:
+// the mail stream republishes every mail it stores on ArchiveSubject
+// (see MailStream) and the archive keeps them, limits retention (the
+// workers' acks do not remove from it), the oldest mail discarded first
+// at ArchiveMaxAge or ArchiveMaxBytes. A mirror would not do: a work
+// queue removes a mail once acknowledged, whether or not a mirror has
+// copied it yet. Claimed mail is archived as its reference (the body is
+// in the claim bucket until processed).
+func (c Config) ArchiveStream() jetstream.StreamConfig {
+	c = c.WithDefaults()
+	return jetstream.StreamConfig{
+		Name:        c.Names.ArchiveStream,
+		Description: "opt-in archive of recent incoming mail (raw, personal data included) for mailscope flags preview",
+		Subjects:    []string{c.Names.ArchiveSubject},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      c.ArchiveMaxAge,
+		MaxBytes:    c.ArchiveMaxBytes,
+		MaxMsgSize:  c.MaxMsgSize,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+	}
+}
+
 // Run creates or updates every object; the key bucket only when
-// Names.KeyBucket is set. It stops at the first error, which names the
+// Names.KeyBucket is set, the archive only when Archive. It stops at the first error, which names the
 // object.
 func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.WithDefaults()
 	if err := c.checkWindows(); err != nil {
 		return err
 	}
-	for _, sc := range []jetstream.StreamConfig{c.MailStream(), c.HeldStream(), c.OutcomeStream(), c.DeadStream()} {
+	var scs []jetstream.StreamConfig
+	if c.Archive() { // before the mail stream republishes to it
+		scs = append(scs, c.ArchiveStream())
+	}
+	scs = append(scs, c.MailStream(), c.HeldStream(), c.OutcomeStream(), c.DeadStream())
+	for _, sc := range scs {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
 		}

@@ -1,6 +1,7 @@
 package provision_test
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -307,5 +308,62 @@ func TestDuplicateWindowsUpgrade(t *testing.T) {
 		if err := provision.Run(ctx, js, bad); err == nil || !strings.Contains(err.Error(), "shorter than the mail stream's") {
 			t.Errorf("%+v: err %v, want the window refused", bad, err)
 		}
+	}
+}
+
+// TestArchiveOptIn: no archive unless asked; asked, every mail the mail
+// stream stores is copied into it (resumed held mail is not), and it
+// stays when the workers take the mail; provisioned without it again,
+// the mail stream stops copying and the archive is left for an
+// administrator to remove.
+func TestArchiveOptIn(t *testing.T) {
+	js := jetStream(t)
+	ctx := t.Context()
+	if err := provision.Run(ctx, js, provision.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(ctx, "MAIL_ARCHIVE"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("archive without asking: %v", err)
+	}
+	c := provision.Config{ArchiveMaxBytes: 1 << 20}
+	if err := provision.Run(ctx, js, c); err != nil {
+		t.Fatal(err)
+	}
+	ar, err := js.Stream(ctx, "MAIL_ARCHIVE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := ar.CachedInfo().Config; cfg.MaxAge != 24*time.Hour || cfg.MaxBytes != 1<<20 || cfg.Discard != jetstream.DiscardOld || cfg.Retention != jetstream.LimitsPolicy {
+		t.Errorf("archive config: max age %s, max bytes %d, discard %v, retention %v", cfg.MaxAge, cfg.MaxBytes, cfg.Discard, cfg.Retention)
+	}
+	for _, subject := range []string{"mail.incoming", "mail.resumed"} {
+		if _, err := js.Publish(ctx, subject, []byte(subject)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	archived := func() uint64 {
+		i, err := ar.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i.State.Msgs
+	}
+	systest.WaitFor(t, "the incoming mail archived", func() bool { return archived() == 1 })
+	m, err := ar.GetLastMsgForSubject(ctx, "mail.archived")
+	if err != nil || string(m.Data) != "mail.incoming" {
+		t.Fatalf("archived %v %q, want the incoming mail", err, m.Data)
+	}
+	if err := provision.Run(ctx, js, provision.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	mail, err := js.Stream(ctx, "MAIL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp := mail.CachedInfo().Config.RePublish; rp != nil {
+		t.Errorf("archive off: the mail stream still republishes %+v", rp)
+	}
+	if n := archived(); n != 1 {
+		t.Errorf("archive off: it holds %d, want the 1 archived, left alone", n)
 	}
 }

@@ -60,6 +60,18 @@ func NewSnapshot(sets map[string]*RuleSet) *Snapshot {
 	return s
 }
 
+// With returns a new Snapshot holding s's rule sets with flag's replaced
+// by rs (removed when rs is nil): the rules as they would be after a
+// change of one key, for a preview. s is not changed.
+func (s *Snapshot) With(flag string, rs *RuleSet) *Snapshot {
+	sets := map[string]*RuleSet{}
+	for _, name := range s.Flags() {
+		sets[name] = s.RuleSet(name)
+	}
+	sets[flag] = rs
+	return NewSnapshot(sets)
+}
+
 // RuleSet returns the rule set of flag in the snapshot, nil if none.
 func (s *Snapshot) RuleSet(flag string) *RuleSet {
 	if s == nil {

@@ -20,14 +20,15 @@ import (
 
 func runFlags(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return usageError{errors.New("usage: mailscope flags check|list|explain [flags]")}
+		return usageError{errors.New("usage: mailscope flags check|list|explain|preview [flags]")}
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(out, "usage: mailscope flags check|list|explain [flags]\n\n"+
+		fmt.Fprintln(out, "usage: mailscope flags check|list|explain|preview [flags]\n\n"+
 			"  check    validate rule text for a flag exactly as workers do\n"+
 			"  list     print every flag with its type and default, and every scope kind\n"+
-			"  explain  show how the live rules decide every flag for one mail\n\n"+
+			"  explain  show how the live rules decide every flag for one mail\n"+
+			"  preview  replay recent mail against proposed rules: what would change decision\n\n"+
 			"Run mailscope flags COMMAND -h for its flags.")
 		return nil
 	case "check":
@@ -36,8 +37,10 @@ func runFlags(ctx context.Context, args []string, out io.Writer) error {
 		return flagsList(out)
 	case "explain":
 		return flagsExplain(ctx, args[1:], out)
+	case "preview":
+		return flagsPreview(ctx, args[1:], out)
 	}
-	return usageError{fmt.Errorf("unknown flags command %q (check, list, explain)", args[0])}
+	return usageError{fmt.Errorf("unknown flags command %q (check, list, explain, preview)", args[0])}
 }
 
 // errInvalid reports rules that do not parse (exit status 1).
@@ -215,18 +218,11 @@ func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	kv, err := js.KeyValue(ctx, c.Names.FlagsBucket)
+	store, err := loadRules(ctx, js, c.Names.FlagsBucket)
 	if err != nil {
-		return fmt.Errorf("flag bucket %s: %w", c.Names.FlagsBucket, err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	store := rules.NewStore(kv, nil)
-	if err := store.Start(sctx); err != nil {
 		return err
 	}
 	snap := store.Snapshot()
-	cancel()
 
 	if name := c.Names.KeyBucket; name != "" {
 		keys, err := js.KeyValue(ctx, name)

@@ -36,6 +36,8 @@ func addProvisionFlags(fs *flag.FlagSet, c *provision.Config) {
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "how long a worker may hold a mail before redelivery")
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 1000, "mails in flight across all workers")
 	fs.Int64Var(&c.ClaimMaxBytes, "claim-max-bytes", 4<<30, "size cap of the claim bucket (Object Store of mail above the producer's --claim-threshold); when full large mail gets 4xx")
+	fs.DurationVar(&c.ArchiveMaxAge, "archive-max-age", 0, "opt-in archive of recent mail (stream MAIL_ARCHIVE, a mirror of the mail stream, raw mail with personal data) for mailscope flags preview: keep mail this long; 0 with --archive-max-bytes 0: no archive (an existing one is left alone)")
+	fs.Int64Var(&c.ArchiveMaxBytes, "archive-max-bytes", 0, "size cap of the archive; the oldest mail goes first (default 1 GiB once --archive-max-age is set, whose default is then 24h)")
 }
 
 func runProvision(ctx context.Context, args []string, out io.Writer) error {
@@ -59,6 +61,9 @@ func runProvision(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "provisioned: stream %s (%s), consumer %s, stream %s (%s.>), stream %s (%s), bucket %s, object store %s\n",
 		c.Names.MailStream, c.Names.MailSubject, c.Names.Consumer, c.Names.OutcomeStream, c.Names.OutcomePrefix,
 		c.Names.DeadStream, c.Names.DeadSubject, c.Names.FlagsBucket, c.Names.ClaimBucket)
+	if c.Archive() {
+		fmt.Fprintf(out, "archive: stream %s mirrors %s, raw mail kept up to %s or %d bytes\n", c.Names.ArchiveStream, c.Names.MailSubject, c.ArchiveMaxAge, c.ArchiveMaxBytes)
+	}
 	return nil
 }
 

@@ -56,6 +56,12 @@ type Names struct {
 	// claimed mail: mail above the producer's claim threshold travels as
 	// a reference (HeaderClaim) to an object here. Default "mail_claims".
 	ClaimBucket string
+	// ServicePrefix is the subject prefix of requests to external
+	// services (the service handler, docs/handlers.md): every service a
+	// worker is configured with listens on a subject under it, by
+	// default ServicePrefix + "." + the service's name, so that the
+	// workers may publish there and nowhere else. Default "mail.service".
+	ServicePrefix string
 }
 
 // DefaultNames returns the default names documented on [Names].
@@ -75,6 +81,7 @@ func DefaultNames() Names {
 		FlagsBucket:   "mail_flags",
 		StatusBucket:  "mail_status",
 		ClaimBucket:   "mail_claims",
+		ServicePrefix: "mail.service",
 	}
 }
 
@@ -101,7 +108,14 @@ func (n Names) WithDefaults() Names {
 	set(&n.FlagsBucket, d.FlagsBucket)
 	set(&n.StatusBucket, d.StatusBucket)
 	set(&n.ClaimBucket, d.ClaimBucket)
+	set(&n.ServicePrefix, d.ServicePrefix)
 	return n
+}
+
+// ServiceSubject returns the default request subject of the external
+// service named name: ServicePrefix + "." + name.
+func (n Names) ServiceSubject(name string) string {
+	return n.ServicePrefix + "." + name
 }
 
 // OutcomeSubject returns the subject of an outcome event with the given

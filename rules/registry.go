@@ -53,7 +53,8 @@ type Flag struct {
 // Names of the known flags.
 const (
 	// FlagHandler selects the handler that processes a mail: one of
-	// "publish", "quarantine", "discard", "webhook". Default "publish".
+	// "publish", "quarantine", "discard", "webhook", "service". Default
+	// "publish".
 	FlagHandler = "mail.handler"
 	// FlagReject rejects matching mail with the value as the reason; the
 	// empty value means "do not reject". Default "".
@@ -73,12 +74,17 @@ const (
 	// the webhook handler takes without one is retried, then
 	// dead-lettered).
 	FlagWebhookEndpoint = "mail.webhook.endpoint"
+	// FlagService names the operator-configured external service (a NATS
+	// micro service, never a subject) the service handler asks to decide
+	// a mail. Default "" (none: a mail the service handler takes without
+	// one is retried, then dead-lettered).
+	FlagService = "mail.service"
 )
 
 // registry is the table of known flags, sorted by name.
 var registry = func() []Flag {
 	r := []Flag{
-		{Name: FlagHandler, Type: TypeEnum, Default: "publish", Enum: []string{"publish", "quarantine", "discard", "webhook"},
+		{Name: FlagHandler, Type: TypeEnum, Default: "publish", Enum: []string{"publish", "quarantine", "discard", "webhook", "service"},
 			Description: "which handler processes the mail"},
 		{Name: FlagReject, Type: TypeString, Default: "",
 			Description: "reject the mail with the value as reason; empty means do not reject"},
@@ -92,6 +98,8 @@ var registry = func() []Flag {
 			Description: "the handler decides but performs no side effect"},
 		{Name: FlagWebhookEndpoint, Type: TypeString, Default: "",
 			Description: "the configured endpoint (by name) the webhook handler posts to"},
+		{Name: FlagService, Type: TypeString, Default: "",
+			Description: "the configured external service (by name) the service handler asks to decide the mail"},
 	}
 	slices.SortFunc(r, func(a, b Flag) int { return strings.Compare(a.Name, b.Name) })
 	return r

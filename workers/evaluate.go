@@ -49,7 +49,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 		Envelope:   env,
 		ReceivedAt: env.ReceivedAt,
 		Attempt:    attempt,
-		Flags:      make([]contracts.FlagDecision, 0, 7),
+		Flags:      make([]contracts.FlagDecision, 0, 8),
 		Worker:     contracts.WorkerInfo{Name: p.cfg.Name, Version: version.Version, Env: p.cfg.Env},
 		TraceID:    traceID(ctx),
 	}
@@ -82,6 +82,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 	out.DryRun = consult(rules.FlagDryRun).Bool()
 	ev.Handler = consult(rules.FlagHandler).Value
 	consult(rules.FlagWebhookEndpoint)
+	consult(rules.FlagService)
 	m.Evaluated = out
 	if c, ok := p.handlers[ev.Handler].(Checker); ok {
 		if err := c.Check(out); err != nil {

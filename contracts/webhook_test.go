@@ -22,8 +22,8 @@ func sampleWebhook() WebhookRequest {
 		Flags: append(o.Flags, FlagDecision{Flag: "mail.webhook.endpoint", Value: "tickets",
 			Rule: &RuleRef{Revision: 7, Line: 1, Scope: "default", Priority: 0}}),
 		MailContent: sampleMailContent(o),
-		Worker:  o.Worker,
-		TraceID: o.TraceID,
+		Worker:      o.Worker,
+		TraceID:     o.TraceID,
 	}
 }
 

@@ -101,7 +101,7 @@ func (c ServiceConfig) Validate(handlerTimeout time.Duration, names contracts.Na
 // validServiceSubject checks that s is a literal subject under prefix.
 func validServiceSubject(s, prefix string) error {
 	if !strings.HasPrefix(s, prefix+".") {
-		return fmt.Errorf("subject %q is not under %s. (the only subjects a worker may send requests on)", s, prefix)
+		return fmt.Errorf("subject %q is not under the service prefix %s (workers send requests on %s.> only)", s, prefix, prefix)
 	}
 	for _, tok := range strings.Split(s, ".") {
 		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n*>") {

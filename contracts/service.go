@@ -20,6 +20,10 @@ const ServiceSchema = "mailscope.service.v1"
 // bad reply.
 const ServiceReplySchema = "mailscope.service.reply.v1"
 
+// HeaderServiceMailID carries the mail's id on a service request, as in
+// the body's id: a service may route or deduplicate without decoding.
+const HeaderServiceMailID = "Mailscope-Mail-Id"
+
 // ServiceRequest is the JSON body of the request the service handler
 // sends, on NATS, to the external service a rule chose, for one mail.
 // The service answers with a ServiceReply before Deadline. With DryRun

@@ -33,8 +33,10 @@ var natsCLI struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if natsCLI.dir != "" {
-		os.RemoveAll(natsCLI.dir)
+	for _, dir := range []string{natsCLI.dir, exampleService.dir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }

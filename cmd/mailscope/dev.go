@@ -28,6 +28,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&c.DNSServer, "dns-server", "", "DNS server (host:port) for DKIM keys instead of the built-in key source")
 	fs.StringVar(&c.Worker.Env, "env", "dev", "environment matched by env: rules")
 	fs.StringVar(&c.Provision.Names.KeyBucket, "key-bucket", "mail_dkim_keys", `KV bucket of DKIM keys read before DNS (mailscope testkit publish-key); "" for none`)
+	addServiceFlags(fs, &c.Worker.Service)
 	demo := fs.Bool("demo", false, "sign and send sample mails and print each outcome")
 	exit := fs.Bool("exit-after-demo", false, "with --demo: exit once every demo mail has its outcome (status 1 if any is unexpected)")
 	timeout := fs.Duration("demo-timeout", time.Minute, "with --demo: how long to wait for the outcomes")

@@ -47,6 +47,8 @@ default 0 true
 `
 	webhookEndpointRules = `rcpt:^hook@ 10 tickets
 `
+	serviceRules = `rcpt:^svc@ 10 tickets
+`
 )
 
 func putAllRules(t *testing.T, b *bundle) {
@@ -58,6 +60,7 @@ func putAllRules(t *testing.T, b *bundle) {
 	b.putRules(t, rules.FlagDryRun, dryRunRules)
 	b.putRules(t, rules.FlagPause, pauseRules)
 	b.putRules(t, rules.FlagWebhookEndpoint, webhookEndpointRules)
+	b.putRules(t, rules.FlagService, serviceRules)
 	for _, f := range rules.Known() {
 		if b.sys.Worker.Rules().Snapshot().RuleSet(f.Name) == nil {
 			t.Fatalf("known flag %s has no rule in the test bucket", f.Name)

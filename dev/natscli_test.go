@@ -218,6 +218,7 @@ var cliRules = []struct{ flag, text string }{
 	{rules.FlagDryRun, dryRunRules},
 	{rules.FlagPause, pauseRules},
 	{rules.FlagWebhookEndpoint, webhookEndpointRules},
+	{rules.FlagService, serviceRules},
 }
 
 // TestNATSCLI drives the running system with the real nats CLI, the way
@@ -269,6 +270,7 @@ func TestNATSCLI(t *testing.T) {
 			rules.FlagReject:          def(""),
 			rules.FlagDryRun:          def("false"),
 			rules.FlagWebhookEndpoint: def(""),
+			rules.FlagService:         def(""),
 		}
 		cases := []struct {
 			name        string

@@ -2,6 +2,7 @@ package dev_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -207,11 +208,21 @@ func TestService(t *testing.T) {
 	cfg.Producer.TracerProvider = tp
 	b := setupDev(t, cfg)
 	b.putRules(t, rules.FlagHandler, serviceHandlerRules)
-	serviceRev := b.putRules(t, rules.FlagService, "rcpt:^s-ex- 40 tickets\nrcpt:^s-cli@ 35 cli\nrcpt:^s-unknown@ 30 nowhere\nrcpt:^s-down@ 20 down\ndefault 0 gate\n")
+	serviceRev := b.putRules(t, rules.FlagService, "rcpt:^s-ex- 40 tickets\nrcpt:^s-cli@ 35 cli\nrcpt:^s-unknown@ 30 nowhere\nrcpt:^s-down@ 20 down\ndefault 0 gate\nrcpt:^s-none@ 45\n")
 	b.putRules(t, rules.FlagDryRun, "rcpt:dry@ 10 true\n")
 	before := scrapeMetrics(t, srv)
 
 	example := startExample(t, b, "mail.service.tickets", "--accept", "(?i)ticket", "--quarantine", "(?i)spam")
+	// Replies that break the contract, each answered to a mail's first
+	// request; its second is accepted with a reason too long to keep.
+	broken := []string{
+		`{"schema":"mailscope.service.reply.v2","decision":"accept"}`,
+		`{"decision":"retry","retry_after":-1}`,
+		`{"decision":"accept","retry_after":3}`,
+		`{"decision":"reject","disposition":"quarantined"}`,
+		`{"decision":"accept","disposition":"dead"}`,
+	}
+	longReason := strings.Repeat("r", 2*contracts.ServiceMaxReason)
 	// The second of two slow requests answers the first one's wait.
 	slowSecond := make(chan struct{})
 	var slowOnce sync.Once
@@ -234,6 +245,14 @@ func TestService(t *testing.T) {
 		case strings.HasPrefix(rcpt, "s-slow@"):
 			slowOnce.Do(func() { close(slowSecond) })
 			respondJSON(r, `{"decision":"accept","reason":"in time"}`)
+		case strings.HasPrefix(rcpt, "s-broken-"):
+			var k int
+			fmt.Sscanf(rcpt, "s-broken-%d@", &k)
+			if n == 1 {
+				respondJSON(r, broken[k])
+				return
+			}
+			respondJSON(r, `{"decision":"accept","reason":"`+longReason+`"}`)
 		case strings.HasPrefix(rcpt, "s-discard@"):
 			respondJSON(r, `{"decision":"accept","disposition":"discarded","reason":"a duplicate"}`)
 		default:
@@ -409,6 +428,24 @@ func TestService(t *testing.T) {
 		}
 	})
 
+	t.Run("every way a reply can break the contract: retried; a long reason cut", func(t *testing.T) {
+		for k := range broken {
+			rcpt := fmt.Sprintf("s-broken-%d@example.org", k)
+			b.sendSMTP(t, rsa(rcpt, "broken"), rcpt)
+		}
+		for k, reply := range broken {
+			rcpt := fmt.Sprintf("s-broken-%d@example.org", k)
+			o := b.outcomes.First(t, rcpt)
+			wantDisposition(t, o, contracts.Processed, "service")
+			if o.Attempt != 2 || gate.count(rcpt) != 2 {
+				t.Errorf("%s: attempt %d after %d requests, want 2 after 2", reply, o.Attempt, gate.count(rcpt))
+			}
+			if want := "accepted by service gate: " + longReason[:contracts.ServiceMaxReason]; o.Reason != want {
+				t.Errorf("reason of %d bytes, want %d", len(o.Reason), len(want))
+			}
+		}
+	})
+
 	t.Run("no reply within the timeout: retried, the late reply lost", func(t *testing.T) {
 		b.sendSMTP(t, rsa("s-slow@example.org", "slow"), "s-slow@example.org")
 		o := b.outcomes.First(t, "s-slow@example.org")
@@ -436,6 +473,19 @@ func TestService(t *testing.T) {
 		}
 		systest.WaitFor(t, "the mail's dead letter", func() bool { return b.streamCount(t, "MAIL_DEAD") == 2 })
 		if n := gate.count("s-unknown@example.org"); n != 0 {
+			t.Errorf("%d requests, want none", n)
+		}
+	})
+
+	t.Run("mail.service empty: retried, dead-lettered with the reason, never asked", func(t *testing.T) {
+		b.sendSMTP(t, rsa("s-none@example.org", "none"), "s-none@example.org")
+		o := b.outcomes.First(t, "s-none@example.org")
+		if o.Disposition != contracts.Dead || o.Attempt != 3 ||
+			!strings.Contains(o.Reason, "mail.handler chose the service handler but mail.service names no service (configured: cli, down, gate, tickets)") {
+			t.Errorf("%s at attempt %d (%q), want dead at attempt 3 saying no service is named", o.Disposition, o.Attempt, o.Reason)
+		}
+		systest.WaitFor(t, "the mail's dead letter", func() bool { return b.streamCount(t, "MAIL_DEAD") == 3 })
+		if n := gate.count("s-none@example.org"); n != 0 {
 			t.Errorf("%d requests, want none", n)
 		}
 	})
@@ -487,8 +537,8 @@ func TestService(t *testing.T) {
 			want            float64
 		}{
 			{"tickets", "accepted", 3}, {"tickets", "rejected", 1},
-			{"gate", "accepted", 6}, {"gate", "retry_later", 1}, {"gate", "rejected", 1}, {"gate", "service_error", 1},
-			{"gate", "bad_reply", 2}, {"gate", "timeout", 1},
+			{"gate", "accepted", 11}, {"gate", "retry_later", 1}, {"gate", "rejected", 1}, {"gate", "service_error", 1},
+			{"gate", "bad_reply", 7}, {"gate", "timeout", 1},
 			{"down", "no_responders", 3}, {"cli", "rejected", 1},
 		} {
 			l := labels("service", c.service, "result", c.result)
@@ -554,5 +604,38 @@ func TestServiceConfigRefused(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestServiceLargeMail: a mail whose attachments, inline, would make the
+// request larger than the NATS server's max payload (8 MiB here) is
+// asked about with its attachments described, not sent, and decided.
+func TestServiceLargeMail(t *testing.T) {
+	b := setup(t, workers.Config{Service: workers.ServiceConfig{AttachmentLimit: 16 << 20, Services: []workers.Service{{Name: "gate"}}}})
+	b.putRules(t, rules.FlagHandler, serviceHandlerRules)
+	b.putRules(t, rules.FlagService, "default 0 gate\n")
+	gate := newTestService(t, b, "gate", "mail.service.gate", func(r micro.Request, _ string, _ int, _ *testService) {
+		respondJSON(r, `{"decision":"accept"}`)
+	})
+	attachment := bytes.Repeat([]byte{0xA5}, 13<<19) // 6.5 MiB: 8.7 MiB in base64
+	var m strings.Builder
+	m.WriteString("From: Alice <alice@example.com>\r\nTo: s-large@example.org\r\nSubject: large\r\nMIME-Version: 1.0\r\n")
+	m.WriteString("Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nA large one.\r\n")
+	m.WriteString("--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"large.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	enc := base64.StdEncoding.EncodeToString(attachment)
+	for len(enc) > 76 {
+		m.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	m.WriteString(enc + "\r\n--b1--\r\n")
+	b.sendSMTP(t, []byte(m.String()), "s-large@example.org")
+	o := b.outcomes.First(t, "s-large@example.org")
+	wantDisposition(t, o, contracts.Processed, "service")
+	calls := gate.got("s-large@example.org")
+	if len(calls) != 1 || len(calls[0].req.Attachments) != 1 {
+		t.Fatalf("%d requests, want 1 with the attachment described", len(calls))
+	}
+	if a := calls[0].req.Attachments[0]; a.Content != nil || a.Size != len(attachment) || !strings.Contains(a.Omitted, "NATS max payload") {
+		t.Errorf("attachment %+v: want described (its size), not sent, saying why", a)
 	}
 }

@@ -85,11 +85,8 @@ func (h *service) service(out *contracts.Outcome) (Service, error) {
 // the service timeout. With dryRun the request says so, and the service
 // decides without acting. The reply is classified by serviceOutcome.
 func (h *service) Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerResult, error) {
-	out := m.Evaluated // set by Evaluate, which Act always follows
-	svc, err := h.service(out)
-	if err != nil {
-		return HandlerResult{}, err
-	}
+	out := m.Evaluated       // set by Evaluate, which Act always follows
+	svc, _ := h.service(out) // Check refused a service it does not have
 	if h.nc == nil {
 		return HandlerResult{}, transient("service %s: no NATS connection to send the request on", svc.Name)
 	}
@@ -114,6 +111,9 @@ func (h *service) Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerResu
 	if limit := h.nc.MaxPayload(); int64(len(body)) > limit {
 		// The attachments described, not sent, to fit the server's bound.
 		req.MailContent = mailContent(ctx, m, h.textLimit, -1)
+		for i := range req.Attachments {
+			req.Attachments[i].Omitted = fmt.Sprintf("the request would exceed the NATS max payload (%d bytes) with the attachments inline", limit)
+		}
 		if body, _ = json.Marshal(req); int64(len(body)) > limit {
 			return HandlerResult{}, transient("service %s: the request is %d bytes, above the NATS max payload %d even without attachments", svc.Name, len(body), limit)
 		}

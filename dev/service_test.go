@@ -188,7 +188,8 @@ const serviceHandlerRules = "rcpt:^s- 10 service\ndefault 0 publish\n"
 // micro errors 4xx (rejected with the text) and 5xx (retried), replies
 // that break the contract (retried), no reply within the timeout
 // (retried); a subject nobody listens on and a service name no worker
-// has are retried, then dead-lettered with the reason. `nats reply`, the
+// has are retried, then dead-lettered with the reason; held mail never
+// asks a service until it is resumed. `nats reply`, the
 // CLI as the service, decides a mail with a fixed reply. The service
 // role may do nothing else. Requests are counted by service and result.
 func TestService(t *testing.T) {
@@ -202,6 +203,7 @@ func TestService(t *testing.T) {
 	t.Cleanup(func() { tp.Shutdown(t.Context()) })
 	var cfg dev.Config
 	cfg.Worker = workers.Config{MaxAttempts: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, TracerProvider: tp,
+		HoldDelay: 10 * time.Millisecond,
 		Service: workers.ServiceConfig{Timeout: 500 * time.Millisecond, AttachmentLimit: 1000, Services: []workers.Service{
 			{Name: "tickets"}, {Name: "gate"}, {Name: "cli"},
 			{Name: "down", Subject: "mail.service.nobody.home"}}}}
@@ -210,6 +212,7 @@ func TestService(t *testing.T) {
 	b.putRules(t, rules.FlagHandler, serviceHandlerRules)
 	serviceRev := b.putRules(t, rules.FlagService, "rcpt:^s-ex- 40 tickets\nrcpt:^s-cli@ 35 cli\nrcpt:^s-unknown@ 30 nowhere\nrcpt:^s-down@ 20 down\ndefault 0 gate\nrcpt:^s-none@ 45\n")
 	b.putRules(t, rules.FlagDryRun, "rcpt:dry@ 10 true\n")
+	b.putRules(t, rules.FlagPause, "rcpt:^s-held@ 10 true\n")
 	before := scrapeMetrics(t, srv)
 
 	example := startExample(t, b, "mail.service.tickets", "--accept", "(?i)ticket", "--quarantine", "(?i)spam")
@@ -490,6 +493,22 @@ func TestService(t *testing.T) {
 		}
 	})
 
+	t.Run("held mail re-checked many times never asks the service; resumed, asked once", func(t *testing.T) {
+		b.sendSMTP(t, rsa("s-held@example.org", "held"), "s-held@example.org")
+		systest.WaitFor(t, "the mail to be held", func() bool { return b.sys.Worker.Held() == 1 })
+		checks := b.sys.Worker.HeldChecks()
+		systest.WaitFor(t, "50 looks at the held mail", func() bool { return b.sys.Worker.HeldChecks() >= checks+50 })
+		if n := gate.count("s-held@example.org"); n != 0 || b.sys.Worker.Held() != 1 {
+			t.Fatalf("%d requests while held (%d held), want none", n, b.sys.Worker.Held())
+		}
+		b.putRules(t, rules.FlagPause, "rcpt:^s-held@ 10 false\n")
+		o := b.outcomes.First(t, "s-held@example.org")
+		wantDisposition(t, o, contracts.Processed, "service")
+		if n := gate.count("s-held@example.org"); n != 1 {
+			t.Errorf("%d requests once resumed, want 1", n)
+		}
+	})
+
 	t.Run("nats reply as the service role decides a mail with a fixed reply", func(t *testing.T) {
 		c := newCLIAs(t, b, access.Service)
 		type result struct {
@@ -537,7 +556,7 @@ func TestService(t *testing.T) {
 			want            float64
 		}{
 			{"tickets", "accepted", 3}, {"tickets", "rejected", 1},
-			{"gate", "accepted", 11}, {"gate", "retry_later", 1}, {"gate", "rejected", 1}, {"gate", "service_error", 1},
+			{"gate", "accepted", 12}, {"gate", "retry_later", 1}, {"gate", "rejected", 1}, {"gate", "service_error", 1},
 			{"gate", "bad_reply", 7}, {"gate", "timeout", 1},
 			{"down", "no_responders", 3}, {"cli", "rejected", 1},
 		} {

@@ -174,6 +174,9 @@ func (ts *testService) count(rcpt string) int { return len(ts.got(rcpt)) }
 
 func respondJSON(r micro.Request, body string) { r.Respond([]byte(body)) }
 
+// serviceTimeout is TestService's service timeout.
+const serviceTimeout = 2 * time.Second
+
 const serviceHandlerRules = "rcpt:^s- 10 service\ndefault 0 publish\n"
 
 // TestService: rules in the bucket send mail to the service handler,
@@ -204,7 +207,9 @@ func TestService(t *testing.T) {
 	var cfg dev.Config
 	cfg.Worker = workers.Config{MaxAttempts: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, TracerProvider: tp,
 		HoldDelay: 10 * time.Millisecond,
-		Service: workers.ServiceConfig{Timeout: 500 * time.Millisecond, AttachmentLimit: 1000, Services: []workers.Service{
+		// The timeout is long enough that only the slow case reaches it
+		// on a loaded machine.
+		Service: workers.ServiceConfig{Timeout: serviceTimeout, AttachmentLimit: 1000, Services: []workers.Service{
 			{Name: "tickets"}, {Name: "gate"}, {Name: "cli"},
 			{Name: "down", Subject: "mail.service.nobody.home"}}}}
 	cfg.Producer.TracerProvider = tp
@@ -342,7 +347,7 @@ func TestService(t *testing.T) {
 			t.Errorf("request schema %q id %q header id %q service %q dry_run %v attempt %d message id %q envelope %+v",
 				r.Schema, r.ID, c.header.Get(contracts.HeaderServiceMailID), r.Service, r.DryRun, r.Attempt, r.MessageID, r.Envelope)
 		}
-		if r.Deadline.Before(r.ReceivedAt) || r.Deadline.After(o.ProcessedAt.Add(500*time.Millisecond)) {
+		if r.Deadline.Before(r.ReceivedAt) || r.Deadline.After(o.ProcessedAt.Add(serviceTimeout)) {
 			t.Errorf("deadline %v (received %v, processed %v): want the service timeout after the request", r.Deadline, r.ReceivedAt, o.ProcessedAt)
 		}
 		if got, want := jsonOf(t, r.Flags), jsonOf(t, o.Flags); got != want {

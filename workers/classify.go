@@ -201,7 +201,7 @@ func serviceOutcome(name string, timeout time.Duration, reply *nats.Msg, err err
 	}
 	r, err := contracts.ParseServiceReply(reply.Data)
 	if err != nil {
-		return serviceBadReply, contracts.ServiceReply{}, transient("service %s: %v: %s", name, err, responseDetail(reply.Data))
+		return serviceBadReply, contracts.ServiceReply{}, transient("service %s: %w: %s", name, err, responseDetail(reply.Data))
 	}
 	r.Reason = printable(r.Reason)
 	switch r.Decision {

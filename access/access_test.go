@@ -68,6 +68,17 @@ func TestPermissionsFollowNames(t *testing.T) {
 	if !slices.Contains(op.Publish.Allow, "$KV.flags2.>") || !slices.Contains(op.Publish.Deny, "$JS.API.CONSUMER.MSG.NEXT.MAIL.fleet") {
 		t.Errorf("operator: %+v", op)
 	}
+	n.ServicePrefix = "ext.svc"
+	if w := access.Worker.Permissions(n); !slices.Contains(w.Publish.Allow, "ext.svc.>") || w.Responses {
+		t.Errorf("worker: requests on the service prefix, no responses: %+v", w)
+	}
+	if s := access.Service.Permissions(n); len(s.Publish.Allow) != 0 || !s.Responses ||
+		!slices.Equal(s.Subscribe.Allow, []string{"ext.svc.>", "$SRV.>", "_INBOX_service.>"}) {
+		t.Errorf("service: replies only, requests on the service prefix and discovery: %+v", s)
+	}
+	if op := access.Operator.Permissions(n); !slices.Contains(op.Publish.Allow, "$SRV.>") {
+		t.Errorf("operator may not discover services: %+v", op.Publish.Allow)
+	}
 	none := access.Role("intruder").Permissions(n)
 	if !slices.Equal(none.Publish.Deny, []string{">"}) || len(none.Publish.Allow) != 0 || !slices.Equal(none.Subscribe.Deny, []string{">"}) {
 		t.Errorf("an unknown role may do %+v", none)

@@ -1,5 +1,5 @@
 // Package access says who may do what on NATS: one role per kind of
-// client (producer, worker, provisioner, operator, observer), each with
+// client (producer, worker, provisioner, operator, observer, service), each with
 // its own NKey user and permissions in one account, and no anonymous
 // access. The permissions are derived from contracts.Names, so renamed
 // streams and buckets keep their protection.

@@ -8,6 +8,11 @@ import "github.com/mailscope/mailscope/contracts"
 type Permissions struct {
 	Publish   Subjects
 	Subscribe Subjects
+	// Responses lets the user publish one reply to each request it
+	// received (nats-server's allow_responses: to the request's reply
+	// subject, within 2 minutes), whatever Publish says; with Publish
+	// empty, replies are all it may publish.
+	Responses bool
 }
 
 // Subjects are the allowed and denied subjects (wildcards included) of
@@ -32,6 +37,9 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 			consume(n.MailStream, n.Consumer),
 			consume(n.HeldStream, n.HeldConsumer),
 			[]string{n.OutcomePrefix + ".>", n.DeadSubject, n.HeldSubject, n.ResumeSubject},
+			// Requests to the external services (the replies come to
+			// its inbox).
+			[]string{n.ServicePrefix + ".>"},
 			// The first outcome of a mail whose outcome publish was
 			// acknowledged as a duplicate, by sequence: whether it is
 			// dead decides the dead path (workers/deadletter.go).
@@ -67,6 +75,8 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 			// Retry dead letters (mailscope dead retry): the mail back on
 			// the mail subject, then the dead letter deleted.
 			n.MailSubject, api + "STREAM.MSG.DELETE." + n.DeadStream,
+			// Discover the external services: nats micro ls, info, stats.
+			"$SRV.>",
 		})
 		if n.KeyBucket != "" {
 			p.Publish.Allow = append(p.Publish.Allow, "$KV."+n.KeyBucket+".>")
@@ -89,6 +99,11 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 		p.Subscribe.Allow = []string{n.MailSubject, n.ResumeSubject, n.OutcomePrefix + ".>", n.DeadSubject, n.HeldSubject}
 	case Observer:
 		p.Publish.Allow = concat(inspect(), kvRead(n.FlagsBucket), kvRead(n.StatusBucket))
+	case Service:
+		// Requests on the service subjects (queue groups included) and
+		// micro discovery; it answers them and publishes nothing else.
+		p.Subscribe.Allow = []string{n.ServicePrefix + ".>", "$SRV.>"}
+		p.Responses = true
 	case LoadTest:
 		s := LoadTestStream
 		p.Publish.Allow = []string{

@@ -26,6 +26,11 @@ const (
 	// Observer reads the state of streams and consumers (lag), the flag
 	// rules and worker status; never mail or outcomes.
 	Observer Role = "observer"
+	// Service implements external services (docs/handlers.md, "External
+	// services"): it takes requests on the service subjects and answers
+	// them, and answers micro service discovery ($SRV.>); it publishes
+	// nothing but those replies.
+	Service Role = "service"
 	// LoadTest measures the ceilings of `mailscope loadtest` on a scratch
 	// stream of its own and reads outcomes. Only the servers the load
 	// test starts (`mailscope server`, `mailscope dev`) have it; no
@@ -35,7 +40,7 @@ const (
 
 // Roles returns the roles of a deployment, in a fixed order (LoadTest is
 // not one of them).
-func Roles() []Role { return []Role{Producer, Worker, Provisioner, Operator, Observer} }
+func Roles() []Role { return []Role{Producer, Worker, Provisioner, Operator, Observer, Service} }
 
 // ParseRole returns the role named s, or an error listing the roles.
 func ParseRole(s string) (Role, error) {
@@ -44,7 +49,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("unknown role %q (want producer, worker, provisioner, operator, observer or loadtest)", s)
+	return "", fmt.Errorf("unknown role %q (want producer, worker, provisioner, operator, observer, service or loadtest)", s)
 }
 
 // InboxPrefix is the prefix of the role's reply subjects

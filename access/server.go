@@ -39,7 +39,8 @@ func Accounts(n contracts.Names, keys map[Role]string) map[string]any {
 }
 
 // config is p as nats-server configuration: {"publish": {"allow": [...],
-// "deny": [...]}, "subscribe": {...}}, empty lists left out.
+// "deny": [...]}, "subscribe": {...}, "allow_responses": true}, empty
+// lists (and allow_responses unless set) left out.
 func (p Permissions) config() map[string]any {
 	out := map[string]any{}
 	for dir, s := range map[string]Subjects{"publish": p.Publish, "subscribe": p.Subscribe} {
@@ -53,6 +54,9 @@ func (p Permissions) config() map[string]any {
 		if len(m) > 0 {
 			out[dir] = m
 		}
+	}
+	if p.Responses {
+		out["allow_responses"] = true
 	}
 	return out
 }

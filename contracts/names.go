@@ -69,6 +69,12 @@ type Names struct {
 	// stores while the archive is on; only the server publishes there.
 	// Default "mail.archived".
 	ArchiveSubject string
+	// ServicePrefix is the subject prefix of requests to external
+	// services (the service handler, docs/handlers.md): every service a
+	// worker is configured with listens on a subject under it, by
+	// default ServicePrefix + "." + the service's name, so that the
+	// workers may publish there and nowhere else. Default "mail.service".
+	ServicePrefix string
 }
 
 // DefaultNames returns the default names documented on [Names].
@@ -90,6 +96,7 @@ func DefaultNames() Names {
 		ClaimBucket:    "mail_claims",
 		ArchiveStream:  "MAIL_ARCHIVE",
 		ArchiveSubject: "mail.archived",
+		ServicePrefix:  "mail.service",
 	}
 }
 
@@ -118,7 +125,14 @@ func (n Names) WithDefaults() Names {
 	set(&n.ClaimBucket, d.ClaimBucket)
 	set(&n.ArchiveStream, d.ArchiveStream)
 	set(&n.ArchiveSubject, d.ArchiveSubject)
+	set(&n.ServicePrefix, d.ServicePrefix)
 	return n
+}
+
+// ServiceSubject returns the default request subject of the external
+// service named name: ServicePrefix + "." + name.
+func (n Names) ServiceSubject(name string) string {
+	return n.ServicePrefix + "." + name
 }
 
 // OutcomeSubject returns the subject of an outcome event with the given

@@ -48,6 +48,20 @@ type WebhookRequest struct {
 	Auth Auth `json:"auth"`
 	// Flags lists every flag consulted for this mail, as in the outcome.
 	Flags []FlagDecision `json:"flags"`
+	// MailContent is the parsed mail (its fields are the request's own
+	// in JSON): headers, summary and attachments, inline while they fit
+	// the endpoint's attachment limit.
+	MailContent
+	// Worker says who sent the request.
+	Worker WorkerInfo `json:"worker"`
+	// TraceID is the mail's W3C trace id, as in the outcome; "" without one.
+	TraceID string `json:"trace_id,omitempty"`
+}
+
+// MailContent is a mail as a handler with side effects sends it to a
+// receiver (the webhook's endpoints, the external services): the same
+// fields, described once, in every such request.
+type MailContent struct {
 	// Headers are the mail's header fields in order, values unfolded but
 	// not decoded, at most WebhookMaxHeaders of them, each value cut at
 	// WebhookMaxHeaderValue bytes (HeadersTruncated says so).
@@ -59,16 +73,12 @@ type WebhookRequest struct {
 	// part described.
 	Summary *Summary `json:"summary"`
 	// Attachments are the non-text parts with their content: inline
-	// (base64) while they fit the endpoint's attachment limit, otherwise
+	// (base64) while they fit the receiver's attachment limit, otherwise
 	// described only (Content empty, Omitted says why).
 	Attachments []WebhookAttachment `json:"attachments"`
-	// Worker says who sent the request.
-	Worker WorkerInfo `json:"worker"`
-	// TraceID is the mail's W3C trace id, as in the outcome; "" without one.
-	TraceID string `json:"trace_id,omitempty"`
 }
 
-// Bounds of WebhookRequest.Headers.
+// Bounds of MailContent.Headers.
 const (
 	// WebhookMaxHeaders is the most header fields a request carries.
 	WebhookMaxHeaders = 256

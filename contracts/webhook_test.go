@@ -21,14 +21,20 @@ func sampleWebhook() WebhookRequest {
 		Auth:       o.Auth,
 		Flags: append(o.Flags, FlagDecision{Flag: "mail.webhook.endpoint", Value: "tickets",
 			Rule: &RuleRef{Revision: 7, Line: 1, Scope: "default", Priority: 0}}),
+		MailContent: sampleMailContent(o),
+		Worker:      o.Worker,
+		TraceID:     o.TraceID,
+	}
+}
+
+func sampleMailContent(o Outcome) MailContent {
+	return MailContent{
 		Headers: []HeaderField{{Name: "From", Value: "Alice <alice@example.com>"}, {Name: "Subject", Value: "hello"}},
 		Summary: o.Summary,
 		Attachments: []WebhookAttachment{
 			{Filename: "a.pdf", ContentType: "application/pdf", Size: 10, Content: []byte("%PDF-1.7\n\x00")},
 			{Filename: "big.zip", ContentType: "application/zip", Size: 5 << 20, Omitted: "larger than the attachment limit (1048576 bytes left of 1048576)"},
 		},
-		Worker:  o.Worker,
-		TraceID: o.TraceID,
 	}
 }
 

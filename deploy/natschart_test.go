@@ -519,23 +519,32 @@ func TestNATSChartConfig(t *testing.T) {
 // subjects is a user's permissions in one direction, nil and empty alike.
 type subjects struct{ Allow, Deny []string }
 
-func permissionsOf(p *server.Permissions) [2]subjects {
-	var out [2]subjects
+// userPermissions are a user's permissions both ways, and whether it
+// may answer requests (allow_responses).
+type userPermissions struct {
+	Publish, Subscribe subjects
+	Responses          bool
+}
+
+func permissionsOf(p *server.Permissions) userPermissions {
+	var out userPermissions
 	if p == nil {
 		return out
 	}
 	for i, sp := range []*server.SubjectPermission{p.Publish, p.Subscribe} {
 		if sp != nil {
-			out[i] = subjects{nonEmpty(sp.Allow), nonEmpty(sp.Deny)}
+			*[]*subjects{&out.Publish, &out.Subscribe}[i] = subjects{nonEmpty(sp.Allow), nonEmpty(sp.Deny)}
 		}
 	}
+	out.Responses = p.Response != nil
 	return out
 }
 
-func normalized(p access.Permissions) [2]subjects {
-	return [2]subjects{
-		{nonEmpty(p.Publish.Allow), nonEmpty(p.Publish.Deny)},
-		{nonEmpty(p.Subscribe.Allow), nonEmpty(p.Subscribe.Deny)},
+func normalized(p access.Permissions) userPermissions {
+	return userPermissions{
+		Publish:   subjects{nonEmpty(p.Publish.Allow), nonEmpty(p.Publish.Deny)},
+		Subscribe: subjects{nonEmpty(p.Subscribe.Allow), nonEmpty(p.Subscribe.Deny)},
+		Responses: p.Responses,
 	}
 }
 

@@ -44,5 +44,13 @@ func (s *System) PrintBanner(w io.Writer) {
 	} {
 		fmt.Fprintf(w, "  %-90s # %s\n", l[0], l[1])
 	}
+	for _, svc := range s.Config.Worker.Service.Services {
+		subject := svc.Subject
+		if subject == "" {
+			subject = n.ServiceSubject(svc.Name)
+		}
+		fmt.Fprintf(w, "  %-90s # %s\n", fmt.Sprintf("go run ./examples/service --server %s --nkey %s --subject %s", s.URL, seed(access.Service), subject),
+			fmt.Sprintf("the example external service as %q (mail.handler service, mail.service %s)", svc.Name, svc.Name))
+	}
 	fmt.Fprintln(w)
 }

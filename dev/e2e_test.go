@@ -49,6 +49,8 @@ default 0 true
 `
 	shadowRules = `rcpt:^shadow@ 10 discard
 `
+	serviceRules = `rcpt:^svc@ 10 tickets
+`
 )
 
 func putAllRules(t *testing.T, b *bundle) {
@@ -61,6 +63,7 @@ func putAllRules(t *testing.T, b *bundle) {
 	b.putRules(t, rules.FlagPause, pauseRules)
 	b.putRules(t, rules.FlagWebhookEndpoint, webhookEndpointRules)
 	b.putRules(t, rules.FlagShadowHandler, shadowRules)
+	b.putRules(t, rules.FlagService, serviceRules)
 	for _, f := range rules.Known() {
 		if b.sys.Worker.Rules().Snapshot().RuleSet(f.Name) == nil {
 			t.Fatalf("known flag %s has no rule in the test bucket", f.Name)

@@ -33,8 +33,10 @@ var natsCLI struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if natsCLI.dir != "" {
-		os.RemoveAll(natsCLI.dir)
+	for _, dir := range []string{natsCLI.dir, exampleService.dir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }
@@ -217,6 +219,7 @@ var cliRules = []struct{ flag, text string }{
 	{rules.FlagPause, pauseRules},
 	{rules.FlagWebhookEndpoint, webhookEndpointRules},
 	{rules.FlagShadowHandler, shadowRules},
+	{rules.FlagService, serviceRules},
 }
 
 // TestNATSCLI drives the running system with the real nats CLI, the way
@@ -269,6 +272,7 @@ func TestNATSCLI(t *testing.T) {
 			rules.FlagDryRun:          def("false"),
 			rules.FlagWebhookEndpoint: def(""),
 			rules.FlagShadowHandler:   def(rules.ShadowNone),
+			rules.FlagService:         def(""),
 		}
 		cases := []struct {
 			name        string

@@ -53,7 +53,8 @@ type Flag struct {
 // Names of the known flags.
 const (
 	// FlagHandler selects the handler that processes a mail: one of
-	// "publish", "quarantine", "discard", "webhook". Default "publish".
+	// "publish", "quarantine", "discard", "webhook", "service". Default
+	// "publish".
 	FlagHandler = "mail.handler"
 	// FlagReject rejects matching mail with the value as the reason; the
 	// empty value means "do not reject". Default "".
@@ -79,6 +80,11 @@ const (
 	// changes what becomes of the mail. One of "none" (no shadow run) or
 	// a value of mail.handler. Default "none".
 	FlagShadowHandler = "mail.shadow_handler"
+	// FlagService names the operator-configured external service (a NATS
+	// micro service, never a subject) the service handler asks to decide
+	// a mail. Default "" (none: a mail the service handler takes without
+	// one is retried, then dead-lettered).
+	FlagService = "mail.service"
 )
 
 // ShadowNone is the value of mail.shadow_handler that runs no shadow
@@ -87,7 +93,7 @@ const ShadowNone = "none"
 
 // handlerNames are the values of mail.handler, each a handler the
 // workers have.
-var handlerNames = []string{"publish", "quarantine", "discard", "webhook"}
+var handlerNames = []string{"publish", "quarantine", "discard", "webhook", "service"}
 
 // registry is the table of known flags, sorted by name.
 var registry = func() []Flag {
@@ -108,6 +114,8 @@ var registry = func() []Flag {
 			Description: "the configured endpoint (by name) the webhook handler posts to"},
 		{Name: FlagShadowHandler, Type: TypeEnum, Default: ShadowNone, Enum: append([]string{ShadowNone}, handlerNames...),
 			Description: "a second handler run in dry run beside the live one; its decision is recorded and compared"},
+		{Name: FlagService, Type: TypeString, Default: "",
+			Description: "the configured external service (by name) the service handler asks to decide the mail"},
 	}
 	slices.SortFunc(r, func(a, b Flag) int { return strings.Compare(a.Name, b.Name) })
 	return r

@@ -1,9 +1,16 @@
 package workers
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/mailscope/mailscope/contracts"
 )
 
 // Class is a failure class (docs/architecture.md, "Failure classes"). One
@@ -162,5 +169,55 @@ func webhookOutcome(endpoint string, status int, retryAfter time.Duration, detai
 		return webhookRejected, Reject(fmt.Sprintf("webhook endpoint %s refused the mail: HTTP %d%s", endpoint, status, detail))
 	default:
 		return webhookServerError, transient("webhook endpoint %s: HTTP %d%s", endpoint, status, detail)
+	}
+}
+
+// serviceOutcome classifies what came back from a request to the
+// service named name (docs/handlers.md, "External services"), err being
+// the request's error and timeout the worker's service timeout: no
+// responders, no answer in time and any other failure to get a reply
+// are Transient with the backoff; a micro error reply
+// (Nats-Service-Error-Code) in the 400s is Reject with its code and
+// text, any other code Transient; a reply that breaks the contract is
+// Transient (a service fault, retried, then dead-lettered); reject is
+// Reject with the service's reason, retry is RetryLater after its
+// retry_after (0: the backoff), accept is success (nil), its reply
+// returned. It returns the result label of the request too.
+func serviceOutcome(name string, timeout time.Duration, reply *nats.Msg, err error) (string, contracts.ServiceReply, error) {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return serviceNoResponders, contracts.ServiceReply{}, transient("service %s: no service is listening (no responders)", name)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return serviceTimeout, contracts.ServiceReply{}, transient("service %s: no answer within %v", name, timeout)
+	case err != nil:
+		return serviceConnError, contracts.ServiceReply{}, transient("service %s: %v", name, err)
+	}
+	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
+		text := responseDetail([]byte(reply.Header.Get(micro.ErrorHeader)))
+		if n, _ := strconv.Atoi(code); n >= 400 && n < 500 {
+			return serviceRejected, contracts.ServiceReply{}, Reject(fmt.Sprintf("service %s refused the mail: error %s: %s", name, code, text))
+		}
+		return serviceError, contracts.ServiceReply{}, transient("service %s: error %s: %s", name, code, text)
+	}
+	r, err := contracts.ParseServiceReply(reply.Data)
+	if err != nil {
+		return serviceBadReply, contracts.ServiceReply{}, transient("service %s: %w: %s", name, err, responseDetail(reply.Data))
+	}
+	r.Reason = printable(r.Reason)
+	switch r.Decision {
+	case contracts.ServiceReject:
+		reason := fmt.Sprintf("service %s rejected the mail", name)
+		if r.Reason != "" {
+			reason += ": " + r.Reason
+		}
+		return serviceRejected, r, Reject(reason)
+	case contracts.ServiceRetry:
+		reason := ""
+		if r.Reason != "" {
+			reason = ": " + r.Reason
+		}
+		return serviceRetryLater, r, RetryLater(fmt.Errorf("service %s asked to retry after %v%s", name, r.Delay(), reason), r.Delay())
+	default:
+		return serviceAccepted, r, nil
 	}
 }

@@ -101,6 +101,10 @@ type Config struct {
 	// Webhook configures the webhook handler's endpoints. Default none
 	// (a mail the webhook handler takes is retried, then dead-lettered).
 	Webhook WebhookConfig
+	// Service configures the service handler's external services (NATS
+	// micro services, docs/handlers.md). Default none (a mail the
+	// service handler takes is retried, then dead-lettered).
+	Service ServiceConfig
 	// Auth configures DKIM verification and its DNS resolver.
 	Auth auth.Config
 	// Logger receives the worker's log. Default slog.Default().
@@ -164,6 +168,7 @@ func (c Config) WithDefaults() Config {
 		c.TracerProvider = otel.GetTracerProvider()
 	}
 	c.Webhook = c.Webhook.withDefaults()
+	c.Service = c.Service.withDefaults(c.Names)
 	if c.Auth.TracerProvider == nil {
 		c.Auth.TracerProvider = c.TracerProvider
 	}

@@ -52,7 +52,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 		Envelope:   env,
 		ReceivedAt: env.ReceivedAt,
 		Attempt:    attempt,
-		Flags:      make([]contracts.FlagDecision, 0, 8),
+		Flags:      make([]contracts.FlagDecision, 0, 9),
 		Worker:     contracts.WorkerInfo{Name: p.cfg.Name, Version: version.Version, Env: p.cfg.Env},
 		TraceID:    traceID(ctx),
 	}
@@ -85,6 +85,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, snap *rules.Snapshot, env contr
 	out.DryRun = consult(rules.FlagDryRun).Bool()
 	ev.Handler = consult(rules.FlagHandler).Value
 	consult(rules.FlagWebhookEndpoint)
+	consult(rules.FlagService)
 	if sh := consult(rules.FlagShadowHandler).Value; sh != rules.ShadowNone {
 		ev.Shadow = sh
 	}

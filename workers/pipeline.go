@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/mailscope/mailscope/auth"
 	"github.com/mailscope/mailscope/contracts"
 	"github.com/mailscope/mailscope/rules"
@@ -28,11 +30,22 @@ type Pipeline struct {
 }
 
 // NewPipeline returns a Pipeline with the built-in handlers (see
-// Handlers), the webhook handler on cfg.Webhook, and cfg.Handlers. cfg is taken with its defaults applied.
+// Handlers), the webhook handler on cfg.Webhook, the service handler on
+// cfg.Service, and cfg.Handlers. cfg is taken with its defaults applied.
+// Without NATS, its service handler only evaluates: it checks the
+// service a mail names, and acting on such a mail fails (Transient);
+// Worker's pipeline sends the requests on the worker's connection.
 func NewPipeline(cfg Config) *Pipeline {
+	return newPipeline(cfg, nil)
+}
+
+// newPipeline is NewPipeline with the service handler's requests sent
+// on nc.
+func newPipeline(cfg Config, nc *nats.Conn) *Pipeline {
 	cfg = cfg.WithDefaults()
 	hs := Handlers(cfg.TextLimit)
 	hs[WebhookHandler] = newWebhook(cfg)
+	hs[ServiceHandler] = newService(cfg, nc)
 	maps.Copy(hs, cfg.Handlers)
 	return &Pipeline{
 		cfg:      cfg,

@@ -12,7 +12,8 @@ import (
 type Verdict struct {
 	// Decision says what becomes of the mail: "held" (mail.pause),
 	// "rejected: REASON" (mail.reject), or the handler mail.handler
-	// chooses, with the endpoint for the webhook ("webhook tickets") and
+	// chooses, with the endpoint for the webhook ("webhook tickets") or
+	// the service for the service handler ("service triage"), and
 	// " (dry run)" when mail.dry_run is on. A shadow handler never
 	// changes it.
 	Decision string
@@ -32,7 +33,7 @@ func (v Verdict) Value(flag string) string {
 
 // handlerParameter is, for a handler, the flag whose value says where it
 // acts: a change of it is a change of decision.
-var handlerParameter = map[string]string{WebhookHandler: rules.FlagWebhookEndpoint}
+var handlerParameter = map[string]string{WebhookHandler: rules.FlagWebhookEndpoint, ServiceHandler: rules.FlagService}
 
 // Verdict evaluates one mail against snap, as Explain does (no side
 // effect; the same errors), and says what a worker would do with it.

@@ -213,7 +213,13 @@ func retryAfterHeader(v string, now time.Time) time.Duration {
 // responseDetail returns the start of a response body, printable, for a
 // failure's reason: at most 200 bytes.
 func responseDetail(b []byte) string {
-	s := strings.ToValidUTF8(string(b[:min(len(b), 200)]), "")
+	return printable(string(b[:min(len(b), 200)]))
+}
+
+// printable returns s, valid UTF-8, with every character that is not
+// printable a space, trimmed.
+func printable(s string) string {
+	s = strings.ToValidUTF8(s, "")
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsPrint(r) {
 			return r

@@ -80,7 +80,7 @@ func (c WebhookConfig) Validate(handlerTimeout time.Duration) error {
 	seen := map[string]bool{}
 	var errs []error
 	for _, e := range c.Endpoints {
-		if err := validEndpointName(e.Name); err != nil {
+		if err := validName("webhook endpoint", e.Name); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -107,16 +107,4 @@ func (c WebhookConfig) Validate(handlerTimeout time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func validEndpointName(n string) error {
-	if n == "" || len(n) > 64 {
-		return fmt.Errorf("webhook endpoint name %q: want 1 to 64 bytes", n)
-	}
-	for _, r := range n {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("webhook endpoint name %q: only letters, digits, '-', '_' and '.'", n)
-		}
-	}
-	return nil
 }

@@ -16,7 +16,7 @@ import (
 // fields, and the attachments' content inline while it fits
 // ep.AttachmentLimit.
 func webhookRequest(ctx context.Context, m *Mail, out *contracts.Outcome, ep WebhookEndpoint, textLimit int) *contracts.WebhookRequest {
-	r := &contracts.WebhookRequest{
+	return &contracts.WebhookRequest{
 		Schema:      contracts.WebhookSchema,
 		ID:          out.ID,
 		Endpoint:    ep.Name,
@@ -26,11 +26,17 @@ func webhookRequest(ctx context.Context, m *Mail, out *contracts.Outcome, ep Web
 		Attempt:     out.Attempt,
 		Auth:        out.Auth,
 		Flags:       out.Flags,
-		Headers:     []contracts.HeaderField{},
-		Attachments: []contracts.WebhookAttachment{},
+		MailContent: mailContent(ctx, m, textLimit, ep.AttachmentLimit),
 		Worker:      out.Worker,
 		TraceID:     out.TraceID,
 	}
+}
+
+// mailContent is m as a receiver gets it: the summary with the worker's
+// text limit, the header fields, and the attachments' content inline
+// while it fits attachmentLimit bytes in all (negative: none).
+func mailContent(ctx context.Context, m *Mail, textLimit, attachmentLimit int) contracts.MailContent {
+	r := contracts.MailContent{Headers: []contracts.HeaderField{}, Attachments: []contracts.WebhookAttachment{}}
 	fs := m.Header.Fields()
 	for fs.Next() {
 		if len(r.Headers) == contracts.WebhookMaxHeaders {
@@ -44,7 +50,7 @@ func webhookRequest(ctx context.Context, m *Mail, out *contracts.Outcome, ep Web
 		}
 		r.Headers = append(r.Headers, contracts.HeaderField{Name: fs.Key(), Value: v})
 	}
-	budget := max(ep.AttachmentLimit, 0)
+	budget := max(attachmentLimit, 0)
 	r.Summary = summarize(ctx, m, textLimit, func(p *part, e *message.Entity) int {
 		name, ct := attachmentNames(p)
 		a := contracts.WebhookAttachment{Filename: name, ContentType: ct}
@@ -59,7 +65,7 @@ func webhookRequest(ctx context.Context, m *Mail, out *contracts.Outcome, ep Web
 		case err != nil:
 			a.Omitted = "not readable: " + err.Error()
 		case a.Size > budget:
-			a.Omitted = fmt.Sprintf("larger than the attachment limit (%d bytes left of %d)", budget, max(ep.AttachmentLimit, 0))
+			a.Omitted = fmt.Sprintf("larger than the attachment limit (%d bytes left of %d)", budget, max(attachmentLimit, 0))
 		default:
 			a.Content = content
 			budget -= a.Size

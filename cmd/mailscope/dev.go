@@ -30,6 +30,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&c.Provision.Names.KeyBucket, "key-bucket", "mail_dkim_keys", `KV bucket of DKIM keys read before DNS (mailscope testkit publish-key); "" for none`)
 	fs.DurationVar(&c.Provision.ArchiveMaxAge, "archive-max-age", 0, "keep an archive of recent mail (raw) for mailscope flags preview, this long; 0 with --archive-max-bytes 0: no archive")
 	fs.Int64Var(&c.Provision.ArchiveMaxBytes, "archive-max-bytes", 0, "size cap of the archive of recent mail (default 1 GiB once --archive-max-age is set)")
+	addServiceFlags(fs, &c.Worker.Service)
 	demo := fs.Bool("demo", false, "sign and send sample mails and print each outcome")
 	exit := fs.Bool("exit-after-demo", false, "with --demo: exit once every demo mail has its outcome (status 1 if any is unexpected)")
 	timeout := fs.Duration("demo-timeout", time.Minute, "with --demo: how long to wait for the outcomes")

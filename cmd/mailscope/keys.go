@@ -18,7 +18,7 @@ func runKeys(_ context.Context, args []string, out io.Writer) error {
 	ns := fs.String("namespace", "mailscope", "namespace of the Secrets in the printed kubectl commands")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: mailscope keys --dir DIR [--namespace NS]")
-		fmt.Fprintln(fs.Output(), "Makes an NKey seed for every role (producer, worker, provisioner, operator, observer) in DIR where")
+		fmt.Fprintln(fs.Output(), "Makes an NKey seed for every role (producer, worker, provisioner, operator, observer, service) in DIR where")
 		fmt.Fprintln(fs.Output(), "none is, and prints each role's public key and the kubectl command that stores seed and public")
 		fmt.Fprintln(fs.Output(), "key as the Secret mailscope-nats-ROLE (deploy/k8s mounts the seed; the NATS server reads the public")
 		fmt.Fprintln(fs.Output(), "key). Keep DIR private: a seed is a role's password. Rotate a role by deleting its seed and rerunning.")

@@ -23,7 +23,7 @@ func TestKeys(t *testing.T) {
 	if first.String() != second.String() {
 		t.Errorf("a second run changed the keys:\n%s\n%s", first.String(), second.String())
 	}
-	for _, r := range []string{"producer", "worker", "provisioner", "operator", "observer"} {
+	for _, r := range []string{"producer", "worker", "provisioner", "operator", "observer", "service"} {
 		fi, err := os.Stat(filepath.Join(dir, r+".nk"))
 		if err != nil {
 			t.Fatal(err)

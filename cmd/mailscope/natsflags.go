@@ -48,6 +48,7 @@ func addNameFlags(fs *flag.FlagSet, names *contracts.Names) {
 	fs.StringVar(&names.StatusBucket, "status-bucket", d.StatusBucket, "worker status KV bucket")
 	fs.StringVar(&names.KeyBucket, "key-bucket", "", "staging only: KV bucket of DKIM keys read before DNS (default none)")
 	fs.StringVar(&names.ClaimBucket, "claim-bucket", d.ClaimBucket, "Object Store bucket of mail above the producer's claim threshold")
+	fs.StringVar(&names.ServicePrefix, "service-prefix", d.ServicePrefix, "subject prefix of requests to external services (the service handler's; every --service subject is under it)")
 }
 
 // connect connects as role r: named "mailscope-ROLE", with the role's

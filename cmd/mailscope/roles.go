@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -166,6 +167,7 @@ func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
 	fs.DurationVar(&c.Auth.Timeout, "dns-timeout", 2*time.Second, "timeout of one DNS query")
 	fs.BoolVar(&c.Auth.StrictAlignment, "strict-alignment", false, "DKIM d= must equal the From domain for trust (default relaxed: same organizational domain)")
 	addWebhookFlags(fs, &c.Webhook)
+	addServiceFlags(fs, &c.Service)
 }
 
 func runWorker(ctx context.Context, args []string, _ io.Writer) error {
@@ -181,10 +183,10 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	setLog()
-	if err := c.Webhook.Validate(c.HandlerTimeout); err != nil {
+	c.Names = nf.names
+	if err := errors.Join(c.Webhook.Validate(c.HandlerTimeout), c.Service.Validate(c.HandlerTimeout, c.Names)); err != nil {
 		return usageError{err}
 	}
-	c.Names = nf.names
 	if dns != "" {
 		c.Auth.DNSServers = splitList(dns)
 	}

@@ -32,6 +32,8 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 			consume(n.MailStream, n.Consumer),
 			consume(n.HeldStream, n.HeldConsumer),
 			[]string{n.OutcomePrefix + ".>", n.DeadSubject, n.HeldSubject, n.ResumeSubject},
+			// The commands handler's command and reply events.
+			[]string{n.CommandPrefix + ".>", n.ReplySubject},
 			// The first outcome of a mail whose outcome publish was
 			// acknowledged as a duplicate, by sequence: whether it is
 			// dead decides the dead path (workers/deadletter.go).
@@ -86,7 +88,7 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 				api+"CONSUMER.CREATE."+c[0]+"."+c[1], api+"CONSUMER.CREATE."+c[0]+"."+c[1]+".>",
 				api+"CONSUMER.DELETE."+c[0]+"."+c[1], api+"CONSUMER.MSG.NEXT."+c[0]+"."+c[1])
 		}
-		p.Subscribe.Allow = []string{n.MailSubject, n.ResumeSubject, n.OutcomePrefix + ".>", n.DeadSubject, n.HeldSubject}
+		p.Subscribe.Allow = []string{n.MailSubject, n.ResumeSubject, n.OutcomePrefix + ".>", n.DeadSubject, n.HeldSubject, n.CommandPrefix + ".>", n.ReplySubject}
 	case Observer:
 		p.Publish.Allow = concat(inspect(), kvRead(n.FlagsBucket), kvRead(n.StatusBucket))
 	case LoadTest:
@@ -152,7 +154,7 @@ func inspect() []string {
 
 // streams names every stream provisioning makes, the buckets' included.
 func streams(n contracts.Names) []string {
-	s := []string{n.MailStream, n.HeldStream, n.OutcomeStream, n.DeadStream, kvStream(n.FlagsBucket), kvStream(n.StatusBucket), objStream(n.ClaimBucket)}
+	s := []string{n.MailStream, n.HeldStream, n.OutcomeStream, n.DeadStream, n.CommandStream, kvStream(n.FlagsBucket), kvStream(n.StatusBucket), objStream(n.ClaimBucket)}
 	if n.KeyBucket != "" {
 		s = append(s, kvStream(n.KeyBucket))
 	}

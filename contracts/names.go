@@ -56,6 +56,17 @@ type Names struct {
 	// claimed mail: mail above the producer's claim threshold travels as
 	// a reference (HeaderClaim) to an object here. Default "mail_claims".
 	ClaimBucket string
+	// CommandStream stores the commands handler's events: command events
+	// (CommandPrefix) and reply events (ReplySubject).
+	// Default "MAIL_COMMANDS".
+	CommandStream string
+	// CommandPrefix is the subject prefix of command events; a command
+	// named N is published on CommandPrefix + "." + N.
+	// Default "mail.command".
+	CommandPrefix string
+	// ReplySubject is the subject of reply events, for an outbound
+	// mailer to answer refused command mail. Default "mail.reply".
+	ReplySubject string
 }
 
 // DefaultNames returns the default names documented on [Names].
@@ -75,6 +86,9 @@ func DefaultNames() Names {
 		FlagsBucket:   "mail_flags",
 		StatusBucket:  "mail_status",
 		ClaimBucket:   "mail_claims",
+		CommandStream: "MAIL_COMMANDS",
+		CommandPrefix: "mail.command",
+		ReplySubject:  "mail.reply",
 	}
 }
 
@@ -101,6 +115,9 @@ func (n Names) WithDefaults() Names {
 	set(&n.FlagsBucket, d.FlagsBucket)
 	set(&n.StatusBucket, d.StatusBucket)
 	set(&n.ClaimBucket, d.ClaimBucket)
+	set(&n.CommandStream, d.CommandStream)
+	set(&n.CommandPrefix, d.CommandPrefix)
+	set(&n.ReplySubject, d.ReplySubject)
 	return n
 }
 
@@ -108,4 +125,10 @@ func (n Names) WithDefaults() Names {
 // disposition.
 func (n Names) OutcomeSubject(d Disposition) string {
 	return n.OutcomePrefix + "." + string(d)
+}
+
+// CommandSubject returns the subject of a command event for the command
+// named name.
+func (n Names) CommandSubject(name string) string {
+	return n.CommandPrefix + "." + name
 }

@@ -53,7 +53,8 @@ type Flag struct {
 // Names of the known flags.
 const (
 	// FlagHandler selects the handler that processes a mail: one of
-	// "publish", "quarantine", "discard", "webhook". Default "publish".
+	// "publish", "quarantine", "discard", "webhook", "commands". Default
+	// "publish".
 	FlagHandler = "mail.handler"
 	// FlagReject rejects matching mail with the value as the reason; the
 	// empty value means "do not reject". Default "".
@@ -78,7 +79,7 @@ const (
 // registry is the table of known flags, sorted by name.
 var registry = func() []Flag {
 	r := []Flag{
-		{Name: FlagHandler, Type: TypeEnum, Default: "publish", Enum: []string{"publish", "quarantine", "discard", "webhook"},
+		{Name: FlagHandler, Type: TypeEnum, Default: "publish", Enum: []string{"publish", "quarantine", "discard", "webhook", "commands"},
 			Description: "which handler processes the mail"},
 		{Name: FlagReject, Type: TypeString, Default: "",
 			Description: "reject the mail with the value as reason; empty means do not reject"},

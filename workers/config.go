@@ -101,6 +101,10 @@ type Config struct {
 	// Webhook configures the webhook handler's endpoints. Default none
 	// (a mail the webhook handler takes is retried, then dead-lettered).
 	Webhook WebhookConfig
+	// Commands configures the commands handler: the command names mail
+	// may use, and how much of a refused mail its reply carries. Default
+	// DefaultCommands, 64 KiB, at most 50 commands a mail.
+	Commands CommandsConfig
 	// Auth configures DKIM verification and its DNS resolver.
 	Auth auth.Config
 	// Logger receives the worker's log. Default slog.Default().
@@ -164,6 +168,7 @@ func (c Config) WithDefaults() Config {
 		c.TracerProvider = otel.GetTracerProvider()
 	}
 	c.Webhook = c.Webhook.withDefaults()
+	c.Commands = c.Commands.withDefaults()
 	if c.Auth.TracerProvider == nil {
 		c.Auth.TracerProvider = c.TracerProvider
 	}

@@ -28,11 +28,14 @@ type Pipeline struct {
 }
 
 // NewPipeline returns a Pipeline with the built-in handlers (see
-// Handlers), the webhook handler on cfg.Webhook, and cfg.Handlers. cfg is taken with its defaults applied.
+// Handlers), the webhook handler on cfg.Webhook, the commands handler
+// on cfg.Commands (which publishes only in a Worker: New gives it the
+// connection), and cfg.Handlers. cfg is taken with its defaults applied.
 func NewPipeline(cfg Config) *Pipeline {
 	cfg = cfg.WithDefaults()
 	hs := Handlers(cfg.TextLimit)
 	hs[WebhookHandler] = newWebhook(cfg)
+	hs[CommandsHandler] = newCommands(cfg)
 	maps.Copy(hs, cfg.Handlers)
 	return &Pipeline{
 		cfg:      cfg,

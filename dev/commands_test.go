@@ -1,0 +1,395 @@
+package dev_test
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailscope/mailscope/access"
+	"github.com/mailscope/mailscope/contracts"
+	"github.com/mailscope/mailscope/dev"
+	"github.com/mailscope/mailscope/provision"
+	"github.com/mailscope/mailscope/rules"
+	"github.com/mailscope/mailscope/systest"
+	"github.com/mailscope/mailscope/testkit"
+	"github.com/mailscope/mailscope/workers"
+)
+
+// The rules of the commands tests: mail to bugs.example.org goes to the
+// commands handler; example.com's aligned signatures are strong.
+const (
+	commandsHandlerRules = "rcpt:@bugs\\.example\\.org$ 10 commands\ndefault 0 publish\n"
+	commandsStrongRules  = "dkim:example.com 10 true\n"
+	commandsDryRules     = "rcpt:^dry- 10 true\n"
+)
+
+// event is one message of the command stream, as the operator reads it.
+type event struct {
+	subject, msgID string
+	data           []byte
+}
+
+// commandEvents reads every event of the command stream through an
+// ordered consumer of the operator's (the role operators read it with),
+// and returns those of mail id, in stream order.
+func commandEvents(t *testing.T, b *bundle, id string) []event {
+	t.Helper()
+	js := b.js(t, access.Operator)
+	s, err := js.Stream(t.Context(), "MAIL_COMMANDS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []event
+	for range info.State.Msgs {
+		m, err := c.Next(jetstream.FetchMaxWait(wait))
+		if err != nil {
+			t.Fatalf("reading the command stream: %v", err)
+		}
+		e := event{subject: m.Subject(), msgID: m.Headers().Get(nats.MsgIdHdr), data: m.Data()}
+		var head struct{ ID string }
+		if err := json.Unmarshal(e.data, &head); err != nil {
+			t.Fatalf("event on %s is not JSON: %v", e.subject, err)
+		}
+		if head.ID == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// commandsOf decodes events that must all be command events.
+func commandsOf(t *testing.T, evs []event) []contracts.Command {
+	t.Helper()
+	var cs []contracts.Command
+	for _, e := range evs {
+		var c contracts.Command
+		if err := json.Unmarshal(e.data, &c); err != nil || c.Schema != contracts.CommandSchema {
+			t.Fatalf("event on %s is no command event (%v): %s", e.subject, err, e.data)
+		}
+		if e.subject != "mail.command."+c.Command || e.msgID != contracts.CommandMsgID(c.ID, c.Position) {
+			t.Errorf("command %s at %d on subject %s with Nats-Msg-Id %q", c.Command, c.Position, e.subject, e.msgID)
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// replyOf decodes the one event of a mail, which must be its reply.
+func replyOf(t *testing.T, evs []event) contracts.Reply {
+	t.Helper()
+	if len(evs) != 1 {
+		t.Fatalf("%d events, want one reply: %v", len(evs), evs)
+	}
+	var r contracts.Reply
+	if err := json.Unmarshal(evs[0].data, &r); err != nil || r.Schema != contracts.ReplySchema {
+		t.Fatalf("event on %s is no reply (%v): %s", evs[0].subject, err, evs[0].data)
+	}
+	if evs[0].subject != "mail.reply" || evs[0].msgID != contracts.ReplyMsgID(r.ID) {
+		t.Errorf("reply on %s with Nats-Msg-Id %q", evs[0].subject, evs[0].msgID)
+	}
+	return r
+}
+
+// commandMail is a mail from alice@example.com to rcpt with body,
+// signed by key for domain (unsigned when key is nil).
+func commandMail(t *testing.T, rcpt, body string, key crypto.Signer, domain, selector string, extra ...string) []byte {
+	t.Helper()
+	raw := testkit.SampleMail("Alice <alice@example.com>", rcpt, "Re: [Bug 1234] it crashes", body,
+		time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), strings.ReplaceAll(rcpt, "@", ".")+"@example.com")
+	if len(extra) > 0 {
+		raw = append([]byte(strings.Join(extra, "\r\n")+"\r\n"), raw...)
+	}
+	if key == nil {
+		return raw
+	}
+	signed, err := testkit.Sign(raw, testkit.SignOptions{Domain: domain, Selector: selector, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+// TestCommands: with rules in the bucket choosing the commands handler
+// for bugs.example.org and trusting example.com's signatures, through
+// the real wiring: a strongly authenticated mail's commands become one
+// command event each, up to "done"; a weakly authenticated or unsigned
+// mail's become a reply event and no command; unknown commands and bad
+// arguments are refused line by line with a reply and no command at
+// all; a mail without commands, or to a target that is not one, gets a
+// reply; the null sender and automatic mail get none; mail.dry_run
+// publishes nothing and the outcome says what it would have; a big
+// mail's reply carries its header section only, marked truncated.
+func TestCommands(t *testing.T) {
+	specs, err := workers.ParseCommandSpecs("status=1, tag=1+, subscribe=0-1, summary=1+, close")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, workers.Config{Commands: workers.CommandsConfig{Commands: specs, OriginalLimit: 4096}})
+	b.putRules(t, rules.FlagHandler, commandsHandlerRules)
+	b.putRules(t, rules.FlagDKIMStrong, commandsStrongRules)
+	b.putRules(t, rules.FlagDryRun, commandsDryRules)
+	strong := func(rcpt, body string, extra ...string) []byte {
+		return commandMail(t, rcpt, body, b.rsaKey, "example.com", "s1", extra...)
+	}
+	const commandsBody = " status fixed\r\n\r\n tag foo \"two words\"\r\n\tclose\r\ndone\r\n status invalid\r\nThanks for the fix.\r\n"
+
+	t.Run("strong: one event per command, nothing after done", func(t *testing.T) {
+		const rcpt = "1234@bugs.example.org"
+		b.sendSMTP(t, strong(rcpt, commandsBody), rcpt)
+		o := b.outcomes.First(t, rcpt)
+		wantDisposition(t, o, contracts.Processed, "commands")
+		if o.Auth.Trust != contracts.TrustStrong || o.DryRun || o.Summary == nil ||
+			o.Reason != `published 3 command events for target 1234: status fixed; tag foo two words; close` {
+			t.Errorf("trust %s dry_run %v summary %v reason %q", o.Auth.Trust, o.DryRun, o.Summary != nil, o.Reason)
+		}
+		cs := commandsOf(t, commandEvents(t, b, o.ID))
+		if len(cs) != 3 {
+			t.Fatalf("%d command events, want 3: %+v", len(cs), cs)
+		}
+		want := []struct {
+			name string
+			args []string
+			line int
+		}{{"status", []string{"fixed"}, 1}, {"tag", []string{"foo", "two words"}, 3}, {"close", []string{}, 4}}
+		for i, c := range cs {
+			w := want[i]
+			if c.Command != w.name || jsonOf(t, c.Args) != jsonOf(t, w.args) || c.Line != w.line || c.Position != i+1 || c.Count != 3 {
+				t.Errorf("command %d: %s %q line %d position %d of %d, want %s %q line %d", i+1, c.Command, c.Args, c.Line, c.Position, c.Count, w.name, w.args, w.line)
+			}
+			if c.Target != "1234" || c.Recipient != rcpt || c.Sender != "alice@example.com" || c.MailFrom != "alice@example.com" ||
+				c.Trust != contracts.TrustStrong || c.MessageID != o.MessageID || !c.ReceivedAt.Equal(o.ReceivedAt) ||
+				c.Worker != o.Worker || c.TraceID != o.TraceID {
+				t.Errorf("command %d: %+v, want the mail's (outcome %+v)", i+1, c, o)
+			}
+		}
+	})
+
+	t.Run("weak or unsigned: a reply, no command", func(t *testing.T) {
+		for _, m := range []struct {
+			rcpt, trust string
+			raw         []byte
+		}{
+			// Signed by another domain than From's: a pass, not aligned.
+			{"2000@bugs.example.org", contracts.TrustWeak, nil},
+			{"2001@bugs.example.org", contracts.TrustNone, nil},
+		} {
+			if m.trust == contracts.TrustWeak {
+				m.raw = commandMail(t, m.rcpt, commandsBody, b.edKey, "partner.example", "ed")
+			} else {
+				m.raw = commandMail(t, m.rcpt, commandsBody, nil, "", "")
+			}
+			b.sendSMTP(t, m.raw, m.rcpt)
+			o := b.outcomes.First(t, m.rcpt)
+			wantDisposition(t, o, contracts.Rejected, "commands")
+			if o.Auth.Trust != m.trust || !strings.HasPrefix(o.Reason, "commands refused: not strongly authenticated (trust "+m.trust+")") ||
+				!strings.HasSuffix(o.Reason, "; reply to alice@example.com published on mail.reply") {
+				t.Errorf("%s: trust %s reason %q", m.rcpt, o.Auth.Trust, o.Reason)
+			}
+			r := replyOf(t, commandEvents(t, b, o.ID))
+			if r.ID != o.ID || r.To != "alice@example.com" || r.From != "alice@example.com" || r.InReplyTo != o.MessageID ||
+				r.Subject != "Re: [Bug 1234] it crashes" || r.Target != strings.TrimSuffix(m.rcpt, "@bugs.example.org") || r.Trust != m.trust ||
+				!strings.HasPrefix(r.Reason, "not strongly authenticated") || len(r.Failures) != 0 || r.FailuresTruncated {
+				t.Errorf("%s: reply %+v", m.rcpt, r)
+			}
+			if r.Truncated || r.OriginalSize != len(m.raw) || !bytes.Equal(r.Original, m.raw) {
+				t.Errorf("%s: original %d bytes (truncated %v, size %d), want the mail's %d", m.rcpt, len(r.Original), r.Truncated, r.OriginalSize, len(m.raw))
+			}
+		}
+	})
+
+	t.Run("bad lines: a reply naming each, no command at all", func(t *testing.T) {
+		const rcpt = "3000@bugs.example.org"
+		body := " status fixed\r\n frobnicate now\r\n tag\r\n summary \"unterminated\r\n status fixed released\r\n subscribe a b\r\n" +
+			" summary \x01\r\n summary " + strings.Repeat("x", 300) + "\r\n tag" + strings.Repeat(" t", 33) + "\r\n"
+		b.sendSMTP(t, strong(rcpt, body), rcpt)
+		o := b.outcomes.First(t, rcpt)
+		wantDisposition(t, o, contracts.Rejected, "commands")
+		if !strings.HasPrefix(o.Reason, `commands refused: 8 command lines failed; no command was carried out; line 2: unknown command "frobnicate"; line 3: tag takes at least 1 argument, not 0; line 4: unterminated quote; and 5 more; reply to`) {
+			t.Errorf("reason %q", o.Reason)
+		}
+		r := replyOf(t, commandEvents(t, b, o.ID))
+		want := []contracts.LineFailure{
+			{Line: 2, Text: "frobnicate now", Error: `unknown command "frobnicate"`},
+			{Line: 3, Text: "tag", Error: "tag takes at least 1 argument, not 0"},
+			{Line: 4, Text: `summary "unterminated`, Error: "unterminated quote"},
+			{Line: 5, Text: "status fixed released", Error: "status takes 1 argument, not 2"},
+			{Line: 6, Text: "subscribe a b", Error: "subscribe takes 0 to 1 argument, not 2"},
+			{Line: 7, Text: "summary \x01", Error: "control character U+0001"},
+			{Line: 8, Text: ("summary " + strings.Repeat("x", 300))[:contracts.LineMax], Error: "an argument longer than 256 bytes"},
+			{Line: 9, Text: "tag" + strings.Repeat(" t", 33), Error: "more than 32 arguments"},
+		}
+		if got, w := jsonOf(t, r.Failures), jsonOf(t, want); got != w {
+			t.Errorf("failures\n got %s\nwant %s", got, w)
+		}
+		if r.Reason != "8 command lines failed; no command was carried out" || r.Trust != contracts.TrustStrong {
+			t.Errorf("reply reason %q trust %s", r.Reason, r.Trust)
+		}
+	})
+
+	t.Run("no commands, or no target: a reply", func(t *testing.T) {
+		for _, m := range []struct{ rcpt, body, reason string }{
+			{"4000@bugs.example.org", "Thanks, it works now.\r\n status fixed\r\n", "no commands: a command line starts with a space or a tab, before any other text"},
+			{"x#y@bugs.example.org", " status fixed\r\n", `recipient "x#y@bugs.example.org": the local part is not a valid target (only letters, digits, '.', '-', '_' and '+')`},
+			{strings.Repeat("n", 65) + "@bugs.example.org", " status fixed\r\n", "the local part names no target (want 1 to 64 bytes)"},
+		} {
+			b.sendSMTP(t, strong(m.rcpt, m.body), m.rcpt)
+			o := b.outcomes.First(t, m.rcpt)
+			wantDisposition(t, o, contracts.Rejected, "commands")
+			r := replyOf(t, commandEvents(t, b, o.ID))
+			if !strings.HasSuffix(r.Reason, m.reason) || !strings.Contains(o.Reason, m.reason) || len(r.Failures) != 0 {
+				t.Errorf("%s: reply reason %q, outcome reason %q, want %q", m.rcpt, r.Reason, o.Reason, m.reason)
+			}
+		}
+	})
+
+	t.Run("the null sender and automatic mail: no reply", func(t *testing.T) {
+		const bounce, auto = "5000@bugs.example.org", "5001@bugs.example.org"
+		if err := dev.SendSMTP(b.sys.SMTPAddr, "", []string{bounce}, commandMail(t, bounce, commandsBody, nil, "", "")); err != nil {
+			t.Fatal(err)
+		}
+		b.sendSMTP(t, strong(auto, "I am out of the office.\r\n", "Auto-Submitted: auto-replied"), auto)
+		for rcpt, why := range map[string]string{bounce: "; no reply: the null sender", auto: "; no reply: an automatic mail (Auto-Submitted: auto-replied)"} {
+			o := b.outcomes.First(t, rcpt)
+			wantDisposition(t, o, contracts.Rejected, "commands")
+			if !strings.HasSuffix(o.Reason, why) {
+				t.Errorf("%s: reason %q, want it to end %q", rcpt, o.Reason, why)
+			}
+			if evs := commandEvents(t, b, o.ID); len(evs) != 0 {
+				t.Errorf("%s: %d events, want none", rcpt, len(evs))
+			}
+		}
+	})
+
+	t.Run("dry run: nothing published, the outcome says what would have been", func(t *testing.T) {
+		const good, weak = "dry-1234@bugs.example.org", "dry-2000@bugs.example.org"
+		b.sendSMTP(t, strong(good, commandsBody), good)
+		b.sendSMTP(t, commandMail(t, weak, commandsBody, nil, "", ""), weak)
+		o := b.outcomes.First(t, good)
+		wantDisposition(t, o, contracts.Processed, "commands")
+		if !o.DryRun || o.Reason != "dry run: would publish 3 command events for target dry-1234: status fixed; tag foo two words; close; nothing published" {
+			t.Errorf("dry_run %v reason %q", o.DryRun, o.Reason)
+		}
+		ow := b.outcomes.First(t, weak)
+		wantDisposition(t, ow, contracts.Rejected, "commands")
+		if !ow.DryRun || !strings.HasPrefix(ow.Reason, "dry run: commands refused: not strongly authenticated (trust none)") ||
+			!strings.HasSuffix(ow.Reason, "; would publish a reply to alice@example.com; nothing published") {
+			t.Errorf("dry_run %v reason %q", ow.DryRun, ow.Reason)
+		}
+		for _, id := range []string{o.ID, ow.ID} {
+			if evs := commandEvents(t, b, id); len(evs) != 0 {
+				t.Errorf("%d events published under dry run", len(evs))
+			}
+		}
+	})
+
+	t.Run("a big mail's reply: its header section, truncated", func(t *testing.T) {
+		const rcpt = "6000@bugs.example.org"
+		raw := commandMail(t, rcpt, "A long story.\r\n"+strings.Repeat("All work and no play.\r\n", 400), nil, "", "")
+		b.sendSMTP(t, raw, rcpt)
+		o := b.outcomes.First(t, rcpt)
+		r := replyOf(t, commandEvents(t, b, o.ID))
+		head, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+		if !r.Truncated || r.OriginalSize != len(raw) || !bytes.Equal(r.Original, append(head, "\r\n\r\n"...)) {
+			t.Errorf("original %q (truncated %v, size %d), want the header section of %d bytes", r.Original, r.Truncated, r.OriginalSize, len(raw))
+		}
+	})
+}
+
+// TestCommandsRetriedStoreEachOnce: a mail whose second command event
+// the command stream refuses (full) is retried; its first event, stored
+// by the first attempt, is not stored again by the retries, and once
+// provisioning makes room every command is stored exactly once and the
+// mail is processed.
+func TestCommandsRetriedStoreEachOnce(t *testing.T) {
+	b := setupDev(t, dev.Config{
+		Worker: workers.Config{MaxAttempts: 1000, BackoffBase: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
+		// Room for a small event, not for a large one.
+		Provision: provision.Config{CommandMaxBytes: 4 << 10},
+	})
+	b.putRules(t, rules.FlagHandler, commandsHandlerRules)
+	b.putRules(t, rules.FlagDKIMStrong, commandsStrongRules)
+	const rcpt = "7000@bugs.example.org"
+	long := strings.TrimSpace(strings.Repeat(strings.Repeat("w", 200)+" ", 30))
+	b.sendSMTP(t, commandMail(t, rcpt, " status fixed\r\n summary "+long+"\r\n", b.rsaKey, "example.com", "s1"), rcpt)
+
+	cons, err := b.sys.JS.Consumer(t.Context(), "MAIL", "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	systest.WaitFor(t, "the mail retried", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumRedelivered >= 1 && info.Delivered.Consumer >= 3
+	})
+	if n := b.streamCount(t, "MAIL_COMMANDS"); n != 1 {
+		t.Fatalf("%d events stored while the stream has room for one, want 1", n)
+	}
+	if err := provision.Run(t.Context(), b.js(t, access.Provisioner), provision.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	o := b.outcomes.First(t, rcpt)
+	wantDisposition(t, o, contracts.Processed, "commands")
+	if o.Attempt < 3 {
+		t.Errorf("processed at attempt %d, want a retry after at least two refused", o.Attempt)
+	}
+	cs := commandsOf(t, commandEvents(t, b, o.ID))
+	if len(cs) != 2 || cs[0].Command != "status" || cs[1].Command != "summary" || len(cs[1].Args) != 30 {
+		t.Errorf("events %+v, want status then summary, once each", cs)
+	}
+	if n := b.streamCount(t, "MAIL_COMMANDS"); n != 2 {
+		t.Errorf("%d events stored, want 2", n)
+	}
+}
+
+// TestCommandsConfigRefused: a worker given command names or arities it
+// cannot use does not start, and its error names every mistake.
+func TestCommandsConfigRefused(t *testing.T) {
+	for spec, want := range map[string]string{
+		"":            "no command names",
+		"tag=x":       `command tag: arguments "x": want N, N-M or N+`,
+		"tag=x+":      `command tag: arguments "x+": want N, N-M or N+`,
+		"tag=1-y":     `command tag: arguments "1-y": want N, N-M or N+`,
+		"Status=1":    `command name "Status": want a lower-case letter`,
+		"tag=2-1":     "command tag: arguments 2-1: want MIN, MIN-MAX or MIN+ with 0 <= MIN <= MAX",
+		"tag,tag=1":   "command tag: configured twice",
+		"mail.status": `command name "mail.status"`,
+	} {
+		if _, err := workers.ParseCommandSpecs(spec); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseCommandSpecs(%q): %v, want %q", spec, err, want)
+		}
+	}
+	cfg := dev.Config{DataDir: t.TempDir(), NATSPort: -1, SMTPAddr: "127.0.0.1:0", LMTPAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg.Worker.Commands.Commands = []workers.CommandSpec{{Name: "status", MinArgs: 1, MaxArgs: 1}, {Name: "status"},
+		{Name: strings.Repeat("x", 33)}, {Name: "tag", MinArgs: -1, MaxArgs: 1}, {Name: "many", MinArgs: 3, MaxArgs: 2}}
+	sys, err := dev.Start(t.Context(), cfg)
+	if err == nil {
+		sys.Close()
+		t.Fatal("started with commands it cannot use")
+	}
+	for _, want := range []string{
+		"command status: configured twice",
+		`command name "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx": want 1 to 32 bytes`,
+		"command tag: arguments -1-1: want MIN",
+		"command many: arguments 3-2: want MIN",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+}

@@ -140,6 +140,13 @@ func TestCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var said []string
+	for _, s := range specs {
+		said = append(said, s.String())
+	}
+	if got := strings.Join(said, ","); got != "status=1,tag=1+,subscribe=0-1,summary=1+,close=0+" {
+		t.Errorf("specs read back as %s", got)
+	}
 	b := setup(t, workers.Config{Commands: workers.CommandsConfig{Commands: specs, OriginalLimit: 4096}})
 	b.putRules(t, rules.FlagHandler, commandsHandlerRules)
 	b.putRules(t, rules.FlagDKIMStrong, commandsStrongRules)

@@ -155,6 +155,9 @@ func parseArity(a string) (lo, hi int, err error) {
 	return lo, hi, nil
 }
 
+// String returns the spec as ParseCommandSpecs reads it: NAME=ARITY.
+func (s CommandSpec) String() string { return s.Name + "=" + s.arity() }
+
 // arity is the spec's argument count as ParseCommandSpecs reads it.
 func (s CommandSpec) arity() string {
 	switch {

@@ -305,6 +305,38 @@ func TestCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("the operator reads them with the nats CLI; the observer cannot", func(t *testing.T) {
+		op := newCLI(t, b)
+		out := op.run(t, "sub", "mail.command.>", "--stream", "MAIL_COMMANDS", "--all", "--raw", "--terminate-at-end")
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var c contracts.Command
+			if err := json.Unmarshal([]byte(line), &c); err != nil {
+				t.Fatalf("nats sub printed %q: %v", line, err)
+			}
+			got = append(got, c.Target+" "+c.Command)
+		}
+		if want := "1234 status,1234 tag,1234 close"; strings.Join(got, ",") != want {
+			t.Errorf("nats sub read %v, want %s", got, want)
+		}
+		replies := strings.Split(strings.TrimSpace(op.run(t, "sub", "mail.reply", "--stream", "MAIL_COMMANDS", "--all", "--raw", "--terminate-at-end")), "\n")
+		for _, line := range replies {
+			var r contracts.Reply
+			if err := json.Unmarshal([]byte(line), &r); err != nil || r.Schema != contracts.ReplySchema || r.To != "alice@example.com" {
+				t.Errorf("nats sub mail.reply printed %q (%v)", line, err)
+			}
+		}
+		if len(replies) != 6 { // two not strong, one with bad lines, three without commands or target
+			t.Errorf("nats sub read %d replies, want the 6 published so far", len(replies))
+		}
+		wantCLIRefused(t, op, "stream", "rmm", "-f", "MAIL_COMMANDS", "1")
+		wantCLIRefused(t, op, "stream", "purge", "-f", "MAIL_COMMANDS")
+		obs := newCLIAs(t, b, access.Observer)
+		obs.run(t, "stream", "info", "MAIL_COMMANDS")
+		wantCLIRefused(t, obs, "stream", "get", "MAIL_COMMANDS", "1")
+		wantCLIRefused(t, obs, "sub", "mail.reply", "--stream", "MAIL_COMMANDS", "--all", "--terminate-at-end")
+	})
+
 	t.Run("a big mail's reply: its header section, truncated", func(t *testing.T) {
 		const rcpt = "6000@bugs.example.org"
 		raw := commandMail(t, rcpt, "A long story.\r\n"+strings.Repeat("All work and no play.\r\n", 400), nil, "", "")

@@ -223,11 +223,11 @@ func TestCommands(t *testing.T) {
 	t.Run("bad lines: a reply naming each, no command at all", func(t *testing.T) {
 		const rcpt = "3000@bugs.example.org"
 		body := " status fixed\r\n frobnicate now\r\n tag\r\n summary \"unterminated\r\n status fixed released\r\n subscribe a b\r\n" +
-			" summary \x01\r\n summary " + strings.Repeat("x", 300) + "\r\n tag" + strings.Repeat(" t", 33) + "\r\n"
+			" summary \x01\r\n summary " + strings.Repeat("x", 300) + "\r\n tag" + strings.Repeat(" t", 33) + "\r\n " + strings.Repeat("z", 40) + " now\r\n"
 		b.sendSMTP(t, strong(rcpt, body), rcpt)
 		o := b.outcomes.First(t, rcpt)
 		wantDisposition(t, o, contracts.Rejected, "commands")
-		if !strings.HasPrefix(o.Reason, `commands refused: 8 command lines failed; no command was carried out; line 2: unknown command "frobnicate"; line 3: tag takes at least 1 argument, not 0; line 4: unterminated quote; and 5 more; reply to`) {
+		if !strings.HasPrefix(o.Reason, `commands refused: 9 command lines failed; no command was carried out; line 2: unknown command "frobnicate"; line 3: tag takes at least 1 argument, not 0; line 4: unterminated quote; and 6 more; reply to`) {
 			t.Errorf("reason %q", o.Reason)
 		}
 		r := replyOf(t, commandEvents(t, b, o.ID))
@@ -240,11 +240,12 @@ func TestCommands(t *testing.T) {
 			{Line: 7, Text: "summary \x01", Error: "control character U+0001"},
 			{Line: 8, Text: ("summary " + strings.Repeat("x", 300))[:contracts.LineMax], Error: "an argument longer than 256 bytes"},
 			{Line: 9, Text: "tag" + strings.Repeat(" t", 33), Error: "more than 32 arguments"},
+			{Line: 10, Text: strings.Repeat("z", 40) + " now", Error: `unknown command "` + strings.Repeat("z", 32) + `..."`},
 		}
 		if got, w := jsonOf(t, r.Failures), jsonOf(t, want); got != w {
 			t.Errorf("failures\n got %s\nwant %s", got, w)
 		}
-		if r.Reason != "8 command lines failed; no command was carried out" || r.Trust != contracts.TrustStrong {
+		if r.Reason != "9 command lines failed; no command was carried out" || r.Trust != contracts.TrustStrong {
 			t.Errorf("reply reason %q trust %s", r.Reason, r.Trust)
 		}
 	})
@@ -307,6 +308,9 @@ func TestCommands(t *testing.T) {
 
 	t.Run("the operator reads them with the nats CLI; the observer cannot", func(t *testing.T) {
 		op := newCLI(t, b)
+		if out := op.run(t, "stream", "subjects", "MAIL_COMMANDS"); !strings.Contains(out, "mail.command.status") || !strings.Contains(out, "mail.reply") {
+			t.Errorf("nats stream subjects MAIL_COMMANDS: %s", out)
+		}
 		out := op.run(t, "sub", "mail.command.>", "--stream", "MAIL_COMMANDS", "--all", "--raw", "--terminate-at-end")
 		var got []string
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -383,6 +387,9 @@ func TestCommandsRetriedStoreEachOnce(t *testing.T) {
 	}
 	o := b.outcomes.First(t, rcpt)
 	wantDisposition(t, o, contracts.Processed, "commands")
+	if want := "published 2 command events for target 7000: status fixed; summary " + strings.Repeat("w", 100-len("summary ")) + "..."; o.Reason != want {
+		t.Errorf("reason %q, want %q", o.Reason, want)
+	}
 	if o.Attempt < 3 {
 		t.Errorf("processed at attempt %d, want a retry after at least two refused", o.Attempt)
 	}

@@ -97,7 +97,7 @@ func (h *commands) Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerRes
 		}
 		events[i] = h.message(ctx, h.names.CommandSubject(c.name), contracts.CommandMsgID(out.ID, i+1), ev)
 		if i < maxReasonCommands {
-			said = append(said, strings.Join(append([]string{c.name}, c.args...), " "))
+			said = append(said, cut(strings.Join(append([]string{c.name}, c.args...), " "), 100))
 		}
 	}
 	list := strings.Join(said, "; ")

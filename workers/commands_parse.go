@@ -53,6 +53,7 @@ func parseCommands(text string, known map[string]CommandSpec, max int) parsedCom
 	fail := func(n int, line, why string) {
 		p.failed++
 		if len(p.failures) < contracts.ReplyMaxFailures {
+			line = strings.ToValidUTF8(line, "\uFFFD")
 			if len(line) > contracts.LineMax {
 				line = strings.ToValidUTF8(line[:contracts.LineMax], "")
 			}
@@ -80,7 +81,7 @@ func parseCommands(text string, known map[string]CommandSpec, max int) parsedCom
 		spec, ok := known[name]
 		switch {
 		case !ok:
-			fail(n, trimmed, fmt.Sprintf("unknown command %q", fields[0]))
+			fail(n, trimmed, fmt.Sprintf("unknown command %q", cut(fields[0], 32)))
 			continue
 		case len(fields)-1 < spec.MinArgs || spec.MaxArgs >= 0 && len(fields)-1 > spec.MaxArgs:
 			fail(n, trimmed, fmt.Sprintf("%s takes %s, not %d", name, argCount(spec), len(fields)-1))
@@ -92,6 +93,15 @@ func parseCommands(text string, known map[string]CommandSpec, max int) parsedCom
 		p.commands = append(p.commands, commandLine{line: n, name: name, args: fields[1:]})
 	}
 	return p
+}
+
+// cut returns s cut at n bytes (a rune cut in half dropped), with "..."
+// when it was cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // argCount says how many arguments spec takes, in words.
@@ -123,8 +133,6 @@ func splitCommandLine(s string) ([]string, error) {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		i += size
 		switch {
-		case r == utf8.RuneError && size == 1:
-			return nil, fmt.Errorf("not valid UTF-8")
 		case unicode.IsControl(r) && r != '\t':
 			return nil, fmt.Errorf("control character %U", r)
 		case quoted && r == '\\' && i < len(s) && (s[i] == '"' || s[i] == '\\'):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -136,7 +137,7 @@ func commandMail(t *testing.T, rcpt, body string, key crypto.Signer, domain, sel
 // publishes nothing and the outcome says what it would have; a big
 // mail's reply carries its header section only, marked truncated.
 func TestCommands(t *testing.T) {
-	specs, err := workers.ParseCommandSpecs("status=1, tag=1+, subscribe=0-1, summary=1+, close")
+	specs, err := workers.ParseCommandSpecs("status=1, tag=1+, subscribe=0-1, summary=1+, close, link=2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,17 +145,17 @@ func TestCommands(t *testing.T) {
 	for _, s := range specs {
 		said = append(said, s.String())
 	}
-	if got := strings.Join(said, ","); got != "status=1,tag=1+,subscribe=0-1,summary=1+,close=0+" {
+	if got := strings.Join(said, ","); got != "status=1,tag=1+,subscribe=0-1,summary=1+,close=0+,link=2" {
 		t.Errorf("specs read back as %s", got)
 	}
-	b := setup(t, workers.Config{Commands: workers.CommandsConfig{Commands: specs, OriginalLimit: 4096}})
+	b := setup(t, workers.Config{Commands: workers.CommandsConfig{Commands: specs, OriginalLimit: 4096, MaxCommands: 12}})
 	b.putRules(t, rules.FlagHandler, commandsHandlerRules)
 	b.putRules(t, rules.FlagDKIMStrong, commandsStrongRules)
 	b.putRules(t, rules.FlagDryRun, commandsDryRules)
 	strong := func(rcpt, body string, extra ...string) []byte {
 		return commandMail(t, rcpt, body, b.rsaKey, "example.com", "s1", extra...)
 	}
-	const commandsBody = " status fixed\r\n\r\n tag foo \"two words\"\r\n\tclose\r\ndone\r\n status invalid\r\nThanks for the fix.\r\n"
+	const commandsBody = " status fixed\r\n\r\n tag foo \"two \\\"words\\\"\"\r\n\tclose\r\ndone\r\n status invalid\r\nThanks for the fix.\r\n"
 
 	t.Run("strong: one event per command, nothing after done", func(t *testing.T) {
 		const rcpt = "1234@bugs.example.org"
@@ -162,7 +163,7 @@ func TestCommands(t *testing.T) {
 		o := b.outcomes.First(t, rcpt)
 		wantDisposition(t, o, contracts.Processed, "commands")
 		if o.Auth.Trust != contracts.TrustStrong || o.DryRun || o.Summary == nil ||
-			o.Reason != `published 3 command events for target 1234: status fixed; tag foo two words; close` {
+			o.Reason != `published 3 command events for target 1234: status fixed; tag foo two "words"; close` {
 			t.Errorf("trust %s dry_run %v summary %v reason %q", o.Auth.Trust, o.DryRun, o.Summary != nil, o.Reason)
 		}
 		cs := commandsOf(t, commandEvents(t, b, o.ID))
@@ -173,7 +174,7 @@ func TestCommands(t *testing.T) {
 			name string
 			args []string
 			line int
-		}{{"status", []string{"fixed"}, 1}, {"tag", []string{"foo", "two words"}, 3}, {"close", []string{}, 4}}
+		}{{"status", []string{"fixed"}, 1}, {"tag", []string{"foo", `two "words"`}, 3}, {"close", []string{}, 4}}
 		for i, c := range cs {
 			w := want[i]
 			if c.Command != w.name || jsonOf(t, c.Args) != jsonOf(t, w.args) || c.Line != w.line || c.Position != i+1 || c.Count != 3 {
@@ -223,11 +224,11 @@ func TestCommands(t *testing.T) {
 	t.Run("bad lines: a reply naming each, no command at all", func(t *testing.T) {
 		const rcpt = "3000@bugs.example.org"
 		body := " status fixed\r\n frobnicate now\r\n tag\r\n summary \"unterminated\r\n status fixed released\r\n subscribe a b\r\n" +
-			" summary \x01\r\n summary " + strings.Repeat("x", 300) + "\r\n tag" + strings.Repeat(" t", 33) + "\r\n " + strings.Repeat("z", 40) + " now\r\n"
+			" summary \x01\r\n summary " + strings.Repeat("x", 300) + "\r\n tag" + strings.Repeat(" t", 33) + "\r\n " + strings.Repeat("z", 40) + " now\r\n link a\r\n"
 		b.sendSMTP(t, strong(rcpt, body), rcpt)
 		o := b.outcomes.First(t, rcpt)
 		wantDisposition(t, o, contracts.Rejected, "commands")
-		if !strings.HasPrefix(o.Reason, `commands refused: 9 command lines failed; no command was carried out; line 2: unknown command "frobnicate"; line 3: tag takes at least 1 argument, not 0; line 4: unterminated quote; and 6 more; reply to`) {
+		if !strings.HasPrefix(o.Reason, `commands refused: 10 command lines failed; no command was carried out; line 2: unknown command "frobnicate"; line 3: tag takes at least 1 argument, not 0; line 4: unterminated quote; and 7 more; reply to`) {
 			t.Errorf("reason %q", o.Reason)
 		}
 		r := replyOf(t, commandEvents(t, b, o.ID))
@@ -241,12 +242,28 @@ func TestCommands(t *testing.T) {
 			{Line: 8, Text: ("summary " + strings.Repeat("x", 300))[:contracts.LineMax], Error: "an argument longer than 256 bytes"},
 			{Line: 9, Text: "tag" + strings.Repeat(" t", 33), Error: "more than 32 arguments"},
 			{Line: 10, Text: strings.Repeat("z", 40) + " now", Error: `unknown command "` + strings.Repeat("z", 32) + `..."`},
+			{Line: 11, Text: "link a", Error: "link takes 2 arguments, not 1"},
 		}
 		if got, w := jsonOf(t, r.Failures), jsonOf(t, want); got != w {
 			t.Errorf("failures\n got %s\nwant %s", got, w)
 		}
-		if r.Reason != "9 command lines failed; no command was carried out" || r.Trust != contracts.TrustStrong {
+		if r.Reason != "10 command lines failed; no command was carried out" || r.Trust != contracts.TrustStrong {
 			t.Errorf("reply reason %q trust %s", r.Reason, r.Trust)
+		}
+	})
+
+	t.Run("more failed lines than a reply holds, more commands than a mail may", func(t *testing.T) {
+		const many, over = "3001@bugs.example.org", "3002@bugs.example.org"
+		b.sendSMTP(t, strong(many, strings.Repeat(" frobnicate\r\n", contracts.ReplyMaxFailures+5)), many)
+		b.sendSMTP(t, strong(over, strings.Repeat(" tag x\r\n", 13)), over)
+		r := replyOf(t, commandEvents(t, b, b.outcomes.First(t, many).ID))
+		if len(r.Failures) != contracts.ReplyMaxFailures || !r.FailuresTruncated || r.Reason != "105 command lines failed; no command was carried out" {
+			t.Errorf("%d failures kept (truncated %v), reason %q", len(r.Failures), r.FailuresTruncated, r.Reason)
+		}
+		o := b.outcomes.First(t, over)
+		r = replyOf(t, commandEvents(t, b, o.ID))
+		if len(r.Failures) != 1 || r.Failures[0] != (contracts.LineFailure{Line: 13, Text: "tag x", Error: "more than 12 commands in one mail"}) {
+			t.Errorf("failures %+v", r.Failures)
 		}
 	})
 
@@ -285,12 +302,13 @@ func TestCommands(t *testing.T) {
 	})
 
 	t.Run("dry run: nothing published, the outcome says what would have been", func(t *testing.T) {
-		const good, weak = "dry-1234@bugs.example.org", "dry-2000@bugs.example.org"
+		const good, weak, many = "dry-1234@bugs.example.org", "dry-2000@bugs.example.org", "dry-3000@bugs.example.org"
 		b.sendSMTP(t, strong(good, commandsBody), good)
+		b.sendSMTP(t, strong(many, strings.Repeat(" tag x\r\n", 12)), many)
 		b.sendSMTP(t, commandMail(t, weak, commandsBody, nil, "", ""), weak)
 		o := b.outcomes.First(t, good)
 		wantDisposition(t, o, contracts.Processed, "commands")
-		if !o.DryRun || o.Reason != "dry run: would publish 3 command events for target dry-1234: status fixed; tag foo two words; close; nothing published" {
+		if !o.DryRun || o.Reason != `dry run: would publish 3 command events for target dry-1234: status fixed; tag foo two "words"; close; nothing published` {
 			t.Errorf("dry_run %v reason %q", o.DryRun, o.Reason)
 		}
 		ow := b.outcomes.First(t, weak)
@@ -299,7 +317,11 @@ func TestCommands(t *testing.T) {
 			!strings.HasSuffix(ow.Reason, "; would publish a reply to alice@example.com; nothing published") {
 			t.Errorf("dry_run %v reason %q", ow.DryRun, ow.Reason)
 		}
-		for _, id := range []string{o.ID, ow.ID} {
+		om := b.outcomes.First(t, many)
+		if want := "dry run: would publish 12 command events for target dry-3000: " + strings.Repeat("tag x; ", 10) + "and 2 more; nothing published"; om.Reason != want {
+			t.Errorf("reason %q, want %q", om.Reason, want)
+		}
+		for _, id := range []string{o.ID, ow.ID, om.ID} {
 			if evs := commandEvents(t, b, id); len(evs) != 0 {
 				t.Errorf("%d events published under dry run", len(evs))
 			}
@@ -330,8 +352,8 @@ func TestCommands(t *testing.T) {
 				t.Errorf("nats sub mail.reply printed %q (%v)", line, err)
 			}
 		}
-		if len(replies) != 6 { // two not strong, one with bad lines, three without commands or target
-			t.Errorf("nats sub read %d replies, want the 6 published so far", len(replies))
+		if len(replies) != 8 { // two not strong, three with bad lines, three without commands or target
+			t.Errorf("nats sub read %d replies, want the 8 published so far", len(replies))
 		}
 		wantCLIRefused(t, op, "stream", "rmm", "-f", "MAIL_COMMANDS", "1")
 		wantCLIRefused(t, op, "stream", "purge", "-f", "MAIL_COMMANDS")
@@ -351,6 +373,19 @@ func TestCommands(t *testing.T) {
 		if !r.Truncated || r.OriginalSize != len(raw) || !bytes.Equal(r.Original, append(head, "\r\n\r\n"...)) {
 			t.Errorf("original %q (truncated %v, size %d), want the header section of %d bytes", r.Original, r.Truncated, r.OriginalSize, len(raw))
 		}
+		// A header section larger than the limit: cut at its last whole
+		// line within it.
+		const bigHead = "6001@bugs.example.org"
+		var filler []string
+		for i := range 100 {
+			filler = append(filler, fmt.Sprintf("X-Filler-%03d: %s", i, strings.Repeat("f", 50)))
+		}
+		raw = commandMail(t, bigHead, "No commands.\r\n", nil, "", "", filler...)
+		b.sendSMTP(t, raw, bigHead)
+		r = replyOf(t, commandEvents(t, b, b.outcomes.First(t, bigHead).ID))
+		if want := raw[:bytes.LastIndex(raw[:4096], []byte("\n"))+1]; !r.Truncated || !bytes.Equal(r.Original, want) {
+			t.Errorf("original of %d bytes (truncated %v), want the first %d of the header", len(r.Original), r.Truncated, len(want))
+		}
 	})
 }
 
@@ -358,10 +393,12 @@ func TestCommands(t *testing.T) {
 // the command stream refuses (full) is retried; its first event, stored
 // by the first attempt, is not stored again by the retries, and once
 // provisioning makes room every command is stored exactly once and the
-// mail is processed.
+// mail is processed. (And a worker told never to attach the original
+// sends replies without it.)
 func TestCommandsRetriedStoreEachOnce(t *testing.T) {
 	b := setupDev(t, dev.Config{
-		Worker: workers.Config{MaxAttempts: 1000, BackoffBase: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
+		Worker: workers.Config{MaxAttempts: 1000, BackoffBase: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
+			Commands: workers.CommandsConfig{OriginalLimit: -1}},
 		// Room for a small event, not for a large one.
 		Provision: provision.Config{CommandMaxBytes: 4 << 10},
 	})
@@ -399,6 +436,14 @@ func TestCommandsRetriedStoreEachOnce(t *testing.T) {
 	}
 	if n := b.streamCount(t, "MAIL_COMMANDS"); n != 2 {
 		t.Errorf("%d events stored, want 2", n)
+	}
+
+	const unsigned = "7001@bugs.example.org"
+	raw := commandMail(t, unsigned, " status fixed\r\n", nil, "", "")
+	b.sendSMTP(t, raw, unsigned)
+	r := replyOf(t, commandEvents(t, b, b.outcomes.First(t, unsigned).ID))
+	if r.Original != nil || !r.Truncated || r.OriginalSize != len(raw) {
+		t.Errorf("original of %d bytes (truncated %v, size %d), want none, truncated, size %d", len(r.Original), r.Truncated, r.OriginalSize, len(raw))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -79,7 +78,7 @@ func (h *commands) Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerRes
 		}
 	}
 	if reason != "" {
-		return HandlerResult{}, h.refuse(ctx, m, out, target, reason, p, dryRun)
+		return HandlerResult{}, h.refuse(ctx, m, out, summary.Subject, target, reason, p, dryRun)
 	}
 
 	events := make([]*nats.Msg, len(p.commands))
@@ -91,9 +90,6 @@ func (h *commands) Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerRes
 			Position: i + 1, Count: len(p.commands), Line: c.line,
 			Sender: m.From, MailFrom: m.Env.MailFrom, Trust: out.Auth.Trust,
 			ReceivedAt: out.ReceivedAt, Worker: out.Worker, TraceID: out.TraceID,
-		}
-		if ev.Args == nil {
-			ev.Args = []string{}
 		}
 		events[i] = h.message(ctx, h.names.CommandSubject(c.name), contracts.CommandMsgID(out.ID, i+1), ev)
 		if i < maxReasonCommands {
@@ -120,7 +116,7 @@ func (h *commands) Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerRes
 // refuse publishes the reply to a mail whose commands are not carried
 // out (none under dryRun) and returns its Reject, or the publish's
 // Transient error.
-func (h *commands) refuse(ctx context.Context, m *Mail, out *contracts.Outcome, target, reason string, p parsedCommands, dryRun bool) error {
+func (h *commands) refuse(ctx context.Context, m *Mail, out *contracts.Outcome, subject, target, reason string, p parsedCommands, dryRun bool) error {
 	why := "commands refused: " + reason
 	for _, f := range p.failures[:min(len(p.failures), 3)] {
 		why += fmt.Sprintf("; line %d: %s", f.Line, f.Error)
@@ -130,10 +126,6 @@ func (h *commands) refuse(ctx context.Context, m *Mail, out *contracts.Outcome, 
 	}
 	if noReply := noReplyReason(m); noReply != "" {
 		return Reject(why + "; no reply: " + noReply)
-	}
-	subject, err := m.Header.Subject()
-	if err != nil {
-		subject = m.Header.Get("Subject")
 	}
 	r := contracts.Reply{
 		Schema: contracts.ReplySchema, ID: out.ID, To: m.Env.MailFrom, From: m.From,
@@ -167,21 +159,17 @@ func noReplyReason(m *Mail) string {
 }
 
 // original returns what of m a reply carries within limit: the whole
-// raw mail, or (truncated) its header section cut at the last whole
-// line within limit; nothing for a negative limit.
+// raw mail, or (truncated) its header section (as ParseMail read it)
+// cut at the last whole line within limit; nothing for a negative
+// limit.
 func original(m *Mail, limit int) ([]byte, bool) {
 	switch {
 	case limit < 0:
-		return nil, len(m.Raw) > 0
+		return nil, true
 	case len(m.Raw) <= limit:
 		return m.Raw, false
 	}
-	head := m.Raw
-	if m.parsed {
-		head = m.Raw[:m.bodyAt]
-	} else if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
-		head = head[:i+4]
-	}
+	head := m.Raw[:m.bodyAt]
 	if len(head) > limit {
 		head = head[:limit]
 		if i := bytes.LastIndexByte(head, '\n'); i >= 0 {
@@ -208,9 +196,6 @@ func (h *commands) publish(ctx context.Context, msg *nats.Msg) error {
 		return transient("publish %s: the commands handler has no NATS connection", msg.Subject)
 	}
 	if _, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(h.names.CommandStream)); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("no acknowledgement before the handler timeout")
-		}
 		return transient("publish %s (%s): %v", msg.Subject, msg.Header.Get(nats.MsgIdHdr), err)
 	}
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/mailscope/mailscope/provision"
 	"github.com/mailscope/mailscope/rules"
 	"github.com/mailscope/mailscope/systest"
+	"github.com/mailscope/mailscope/telemetry"
 	"github.com/mailscope/mailscope/testkit"
 	"github.com/mailscope/mailscope/workers"
 )
@@ -148,10 +149,16 @@ func TestCommands(t *testing.T) {
 	if got := strings.Join(said, ","); got != "status=1,tag=1+,subscribe=0-1,summary=1+,close=0+,link=2" {
 		t.Errorf("specs read back as %s", got)
 	}
+	srv, err := telemetry.Start("127.0.0.1:0", telemetry.ServiceName("dev"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
 	b := setup(t, workers.Config{Commands: workers.CommandsConfig{Commands: specs, OriginalLimit: 4096, MaxCommands: 12}})
 	b.putRules(t, rules.FlagHandler, commandsHandlerRules)
 	b.putRules(t, rules.FlagDKIMStrong, commandsStrongRules)
 	b.putRules(t, rules.FlagDryRun, commandsDryRules)
+	before := scrapeMetrics(t, srv)
 	strong := func(rcpt, body string, extra ...string) []byte {
 		return commandMail(t, rcpt, body, b.rsaKey, "example.com", "s1", extra...)
 	}
@@ -387,15 +394,40 @@ func TestCommands(t *testing.T) {
 			t.Errorf("original of %d bytes (truncated %v), want the first %d of the header", len(r.Original), r.Truncated, len(want))
 		}
 	})
+
+	t.Run("counted by result and kind", func(t *testing.T) {
+		after := scrapeMetrics(t, srv)
+		for l, want := range map[[2]string]float64{
+			{"published", "false"}: 1, {"not_strong", "false"}: 5, {"bad_lines", "false"}: 3, {"no_commands", "false"}: 2,
+			{"bad_target", "false"}: 2, {"published", "true"}: 2, {"not_strong", "true"}: 1, {"bad_lines", "true"}: 0,
+		} {
+			ls := labels("result", l[0], "dry_run", l[1])
+			if got := after.value("mailscope_commands_mails_total", ls) - before.value("mailscope_commands_mails_total", ls); got != want {
+				t.Errorf("mailscope_commands_mails_total%v moved by %v, want %v", l, got, want)
+			}
+		}
+		for kind, want := range map[string]float64{"command": 3, "reply": 10} {
+			ls := labels("kind", kind)
+			if got := after.value("mailscope_commands_events_total", ls) - before.value("mailscope_commands_events_total", ls); got != want {
+				t.Errorf("mailscope_commands_events_total{kind=%q} moved by %v, want %v", kind, got, want)
+			}
+		}
+	})
 }
 
 // TestCommandsRetriedStoreEachOnce: a mail whose second command event
 // the command stream refuses (full) is retried; its first event, stored
 // by the first attempt, is not stored again by the retries, and once
 // provisioning makes room every command is stored exactly once and the
-// mail is processed. (And a worker told never to attach the original
-// sends replies without it.)
+// mail is processed; a reply refused alike is retried, then stored once.
+// (And a worker told never to attach the original sends replies without
+// it.)
 func TestCommandsRetriedStoreEachOnce(t *testing.T) {
+	srv, err := telemetry.Start("127.0.0.1:0", telemetry.ServiceName("dev"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
 	b := setupDev(t, dev.Config{
 		Worker: workers.Config{MaxAttempts: 1000, BackoffBase: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
 			Commands: workers.CommandsConfig{OriginalLimit: -1}},
@@ -404,17 +436,21 @@ func TestCommandsRetriedStoreEachOnce(t *testing.T) {
 	})
 	b.putRules(t, rules.FlagHandler, commandsHandlerRules)
 	b.putRules(t, rules.FlagDKIMStrong, commandsStrongRules)
+	before := scrapeMetrics(t, srv)
 	const rcpt = "7000@bugs.example.org"
 	long := strings.TrimSpace(strings.Repeat(strings.Repeat("w", 200)+" ", 30))
 	b.sendSMTP(t, commandMail(t, rcpt, " status fixed\r\n summary "+long+"\r\n", b.rsaKey, "example.com", "s1"), rcpt)
+	// And a mail whose reply, listing its long bad lines, does not fit.
+	const bad = "7002@bugs.example.org"
+	b.sendSMTP(t, commandMail(t, bad, strings.Repeat(" frobnicate "+strings.Repeat("f", 200)+"\r\n", 30), b.rsaKey, "example.com", "s1"), bad)
 
 	cons, err := b.sys.JS.Consumer(t.Context(), "MAIL", "workers")
 	if err != nil {
 		t.Fatal(err)
 	}
-	systest.WaitFor(t, "the mail retried", func() bool {
+	systest.WaitFor(t, "both mails retried", func() bool {
 		info, err := cons.Info(t.Context())
-		return err == nil && info.NumRedelivered >= 1 && info.Delivered.Consumer >= 3
+		return err == nil && info.NumRedelivered >= 2 && info.Delivered.Consumer >= 6
 	})
 	if n := b.streamCount(t, "MAIL_COMMANDS"); n != 1 {
 		t.Fatalf("%d events stored while the stream has room for one, want 1", n)
@@ -434,8 +470,13 @@ func TestCommandsRetriedStoreEachOnce(t *testing.T) {
 	if len(cs) != 2 || cs[0].Command != "status" || cs[1].Command != "summary" || len(cs[1].Args) != 30 {
 		t.Errorf("events %+v, want status then summary, once each", cs)
 	}
-	if n := b.streamCount(t, "MAIL_COMMANDS"); n != 2 {
-		t.Errorf("%d events stored, want 2", n)
+	ob := b.outcomes.First(t, bad)
+	wantDisposition(t, ob, contracts.Rejected, "commands")
+	if r := replyOf(t, commandEvents(t, b, ob.ID)); len(r.Failures) != 30 || ob.Attempt < 3 {
+		t.Errorf("reply with %d failures at attempt %d, want 30 after retries", len(r.Failures), ob.Attempt)
+	}
+	if n := b.streamCount(t, "MAIL_COMMANDS"); n != 3 {
+		t.Errorf("%d events stored, want 3", n)
 	}
 
 	const unsigned = "7001@bugs.example.org"
@@ -444,6 +485,14 @@ func TestCommandsRetriedStoreEachOnce(t *testing.T) {
 	r := replyOf(t, commandEvents(t, b, b.outcomes.First(t, unsigned).ID))
 	if r.Original != nil || !r.Truncated || r.OriginalSize != len(raw) {
 		t.Errorf("original of %d bytes (truncated %v, size %d), want none, truncated, size %d", len(r.Original), r.Truncated, r.OriginalSize, len(raw))
+	}
+	// Stored events are counted once, however often they were published.
+	after := scrapeMetrics(t, srv)
+	for kind, want := range map[string]float64{"command": 2, "reply": 2} {
+		ls := labels("kind", kind)
+		if got := after.value("mailscope_commands_events_total", ls) - before.value("mailscope_commands_events_total", ls); got != want {
+			t.Errorf("mailscope_commands_events_total{kind=%q} moved by %v, want %v", kind, got, want)
+		}
 	}
 }
 

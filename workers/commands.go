@@ -25,12 +25,13 @@ type commands struct {
 	textLimit int
 	// js publishes the events; set by New (a Pipeline alone has no
 	// connection: its commands handler can only dry-run).
-	js jetstream.JetStream
+	js  jetstream.JetStream
+	met commandsMetrics
 }
 
 // newCommands returns the commands handler on cfg (defaults applied).
 func newCommands(cfg Config) *commands {
-	h := &commands{known: map[string]CommandSpec{}, cfg: cfg.Commands, names: cfg.Names, textLimit: cfg.TextLimit}
+	h := &commands{known: map[string]CommandSpec{}, cfg: cfg.Commands, names: cfg.Names, textLimit: cfg.TextLimit, met: newCommandsMetrics()}
 	for _, s := range cfg.Commands.Commands {
 		h.known[s.Name] = s
 	}
@@ -53,12 +54,13 @@ func (h *commands) Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerRes
 	rcpt := m.Env.RcptTo[0] // a decoded envelope has a recipient
 	target, targetErr := commandTarget(rcpt)
 	var p parsedCommands
-	reason := ""
+	reason, result := "", commandsPublished
 	switch {
 	case out.Auth.Trust != contracts.TrustStrong:
+		result = commandsNotStrong
 		reason = fmt.Sprintf("not strongly authenticated (trust %s): commands need a DKIM signature aligned with the From domain that mail.auth.dkim_strong trusts", out.Auth.Trust)
 	case targetErr != nil:
-		reason = targetErr.Error()
+		result, reason = commandsBadTarget, targetErr.Error()
 	default:
 		text := ""
 		for _, tp := range summary.TextParts {
@@ -69,14 +71,13 @@ func (h *commands) Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerRes
 		}
 		p = parseCommands(text, h.known, h.cfg.MaxCommands)
 		switch {
-		case p.failed == 1:
-			reason = "1 command line failed; no command was carried out"
-		case p.failed > 1:
-			reason = fmt.Sprintf("%d command lines failed; no command was carried out", p.failed)
+		case p.failed > 0:
+			result, reason = commandsBadLines, plural(p.failed, "command line")+" failed; no command was carried out"
 		case len(p.commands) == 0:
-			reason = "no commands: a command line starts with a space or a tab, before any other text"
+			result, reason = commandsNoCommands, "no commands: a command line starts with a space or a tab, before any other text"
 		}
 	}
+	h.met.mail(ctx, result, dryRun)
 	if reason != "" {
 		return HandlerResult{}, h.refuse(ctx, m, out, summary.Subject, target, reason, p, dryRun)
 	}
@@ -105,7 +106,7 @@ func (h *commands) Handle(ctx context.Context, m *Mail, dryRun bool) (HandlerRes
 			Reason: fmt.Sprintf("dry run: would publish %s for target %s: %s; nothing published", plural(len(events), "command event"), target, list)}, nil
 	}
 	for _, ev := range events {
-		if err := h.publish(ctx, ev); err != nil {
+		if err := h.publish(ctx, ev, commandEvent); err != nil {
 			return HandlerResult{}, err
 		}
 	}
@@ -140,7 +141,7 @@ func (h *commands) refuse(ctx context.Context, m *Mail, out *contracts.Outcome, 
 	if dryRun {
 		return Reject(fmt.Sprintf("dry run: %s; would publish a reply to %s; nothing published", why, r.To))
 	}
-	if err := h.publish(ctx, h.message(ctx, h.names.ReplySubject, contracts.ReplyMsgID(out.ID), r)); err != nil {
+	if err := h.publish(ctx, h.message(ctx, h.names.ReplySubject, contracts.ReplyMsgID(out.ID), r), replyEvent); err != nil {
 		return err
 	}
 	return Reject(fmt.Sprintf("%s; reply to %s published on %s", why, r.To, h.names.ReplySubject))
@@ -190,13 +191,18 @@ func (h *commands) message(ctx context.Context, subject, id string, v any) *nats
 	return msg
 }
 
-// publish stores msg on the command stream; a failure is Transient.
-func (h *commands) publish(ctx context.Context, msg *nats.Msg) error {
+// publish stores msg, an event of kind, on the command stream; a
+// failure is Transient.
+func (h *commands) publish(ctx context.Context, msg *nats.Msg, kind string) error {
 	if h.js == nil {
 		return transient("publish %s: the commands handler has no NATS connection", msg.Subject)
 	}
-	if _, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(h.names.CommandStream)); err != nil {
+	ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(h.names.CommandStream))
+	if err != nil {
 		return transient("publish %s (%s): %v", msg.Subject, msg.Header.Get(nats.MsgIdHdr), err)
+	}
+	if !ack.Duplicate {
+		h.met.stored(ctx, kind)
 	}
 	return nil
 }

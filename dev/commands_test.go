@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/mailscope/mailscope/access"
 	"github.com/mailscope/mailscope/contracts"
@@ -35,8 +36,8 @@ const (
 
 // event is one message of the command stream, as the operator reads it.
 type event struct {
-	subject, msgID string
-	data           []byte
+	subject, msgID, traceparent string
+	data                        []byte
 }
 
 // commandEvents reads every event of the command stream through an
@@ -63,7 +64,7 @@ func commandEvents(t *testing.T, b *bundle, id string) []event {
 		if err != nil {
 			t.Fatalf("reading the command stream: %v", err)
 		}
-		e := event{subject: m.Subject(), msgID: m.Headers().Get(nats.MsgIdHdr), data: m.Data()}
+		e := event{subject: m.Subject(), msgID: m.Headers().Get(nats.MsgIdHdr), traceparent: m.Headers().Get("traceparent"), data: m.Data()}
 		var head struct{ ID string }
 		if err := json.Unmarshal(e.data, &head); err != nil {
 			t.Fatalf("event on %s is not JSON: %v", e.subject, err)
@@ -154,7 +155,12 @@ func TestCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	b := setup(t, workers.Config{Commands: workers.CommandsConfig{Commands: specs, OriginalLimit: 4096, MaxCommands: 12}})
+	tp := sdktrace.NewTracerProvider() // every mail traced, so that events carry its trace
+	t.Cleanup(func() { tp.Shutdown(t.Context()) })
+	var cfg dev.Config
+	cfg.Worker = workers.Config{TracerProvider: tp, Commands: workers.CommandsConfig{Commands: specs, OriginalLimit: 4096, MaxCommands: 12}}
+	cfg.Producer.TracerProvider = tp
+	b := setupDev(t, cfg)
 	b.putRules(t, rules.FlagHandler, commandsHandlerRules)
 	b.putRules(t, rules.FlagDKIMStrong, commandsStrongRules)
 	b.putRules(t, rules.FlagDryRun, commandsDryRules)
@@ -173,9 +179,16 @@ func TestCommands(t *testing.T) {
 			o.Reason != `published 3 command events for target 1234: status fixed; tag foo two "words"; close` {
 			t.Errorf("trust %s dry_run %v summary %v reason %q", o.Auth.Trust, o.DryRun, o.Summary != nil, o.Reason)
 		}
-		cs := commandsOf(t, commandEvents(t, b, o.ID))
+		evs := commandEvents(t, b, o.ID)
+		cs := commandsOf(t, evs)
 		if len(cs) != 3 {
 			t.Fatalf("%d command events, want 3: %+v", len(cs), cs)
+		}
+		// Each event continues the mail's trace, for its consumer.
+		for _, e := range evs {
+			if o.TraceID == "" || !strings.HasPrefix(e.traceparent, "00-"+o.TraceID+"-") {
+				t.Errorf("event on %s has traceparent %q, want the mail's trace %s", e.subject, e.traceparent, o.TraceID)
+			}
 		}
 		want := []struct {
 			name string

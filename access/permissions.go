@@ -40,6 +40,8 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 			// Requests to the external services (the replies come to
 			// its inbox).
 			[]string{n.ServicePrefix + ".>"},
+			// The commands handler's command and reply events.
+			[]string{n.CommandPrefix + ".>", n.ReplySubject},
 			// The first outcome of a mail whose outcome publish was
 			// acknowledged as a duplicate, by sequence: whether it is
 			// dead decides the dead path (workers/deadletter.go).
@@ -96,7 +98,7 @@ func (r Role) Permissions(n contracts.Names) Permissions {
 				api+"CONSUMER.CREATE."+c[0]+"."+c[1], api+"CONSUMER.CREATE."+c[0]+"."+c[1]+".>",
 				api+"CONSUMER.DELETE."+c[0]+"."+c[1], api+"CONSUMER.MSG.NEXT."+c[0]+"."+c[1])
 		}
-		p.Subscribe.Allow = []string{n.MailSubject, n.ResumeSubject, n.OutcomePrefix + ".>", n.DeadSubject, n.HeldSubject}
+		p.Subscribe.Allow = []string{n.MailSubject, n.ResumeSubject, n.OutcomePrefix + ".>", n.DeadSubject, n.HeldSubject, n.CommandPrefix + ".>", n.ReplySubject}
 	case Observer:
 		p.Publish.Allow = concat(inspect(), kvRead(n.FlagsBucket), kvRead(n.StatusBucket))
 	case Service:
@@ -167,7 +169,7 @@ func inspect() []string {
 
 // streams names every stream provisioning makes, the buckets' included.
 func streams(n contracts.Names) []string {
-	s := []string{n.MailStream, n.HeldStream, n.OutcomeStream, n.DeadStream, kvStream(n.FlagsBucket), kvStream(n.StatusBucket), objStream(n.ClaimBucket), n.ArchiveStream}
+	s := []string{n.MailStream, n.HeldStream, n.OutcomeStream, n.DeadStream, n.CommandStream, kvStream(n.FlagsBucket), kvStream(n.StatusBucket), objStream(n.ClaimBucket), n.ArchiveStream}
 	if n.KeyBucket != "" {
 		s = append(s, kvStream(n.KeyBucket))
 	}

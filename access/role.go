@@ -12,9 +12,9 @@ const (
 	// Producer publishes accepted mail on the mail subject, nothing else.
 	Producer Role = "producer"
 	// Worker consumes mail and held mail through the workers' durable
-	// consumers, publishes outcomes, dead letters, held and resumed mail,
-	// reads the flag rules (and the staging key bucket) and writes worker
-	// status entries.
+	// consumers, publishes outcomes, dead letters, held and resumed mail
+	// and the commands handler's command and reply events, reads the flag
+	// rules (and the staging key bucket) and writes worker status entries.
 	Worker Role = "worker"
 	// Provisioner creates and updates the streams, consumers and buckets;
 	// it can neither delete nor purge them, nor read or write messages.

@@ -75,6 +75,17 @@ type Names struct {
 	// default ServicePrefix + "." + the service's name, so that the
 	// workers may publish there and nowhere else. Default "mail.service".
 	ServicePrefix string
+	// CommandStream stores the commands handler's events: command events
+	// (CommandPrefix) and reply events (ReplySubject).
+	// Default "MAIL_COMMANDS".
+	CommandStream string
+	// CommandPrefix is the subject prefix of command events; a command
+	// named N is published on CommandPrefix + "." + N.
+	// Default "mail.command".
+	CommandPrefix string
+	// ReplySubject is the subject of reply events, for an outbound
+	// mailer to answer refused command mail. Default "mail.reply".
+	ReplySubject string
 }
 
 // DefaultNames returns the default names documented on [Names].
@@ -97,6 +108,9 @@ func DefaultNames() Names {
 		ArchiveStream:  "MAIL_ARCHIVE",
 		ArchiveSubject: "mail.archived",
 		ServicePrefix:  "mail.service",
+		CommandStream:  "MAIL_COMMANDS",
+		CommandPrefix:  "mail.command",
+		ReplySubject:   "mail.reply",
 	}
 }
 
@@ -126,6 +140,9 @@ func (n Names) WithDefaults() Names {
 	set(&n.ArchiveStream, d.ArchiveStream)
 	set(&n.ArchiveSubject, d.ArchiveSubject)
 	set(&n.ServicePrefix, d.ServicePrefix)
+	set(&n.CommandStream, d.CommandStream)
+	set(&n.CommandPrefix, d.CommandPrefix)
+	set(&n.ReplySubject, d.ReplySubject)
 	return n
 }
 
@@ -139,4 +156,10 @@ func (n Names) ServiceSubject(name string) string {
 // disposition.
 func (n Names) OutcomeSubject(d Disposition) string {
 	return n.OutcomePrefix + "." + string(d)
+}
+
+// CommandSubject returns the subject of a command event for the command
+// named name.
+func (n Names) CommandSubject(name string) string {
+	return n.CommandPrefix + "." + name
 }

@@ -64,8 +64,10 @@ type Outcome struct {
 	// mail.handler); empty when none ran.
 	Handler string `json:"handler"`
 	// Reason explains a rejected or dead mail, or says what a handler
-	// with an effect did (the webhook: the endpoint delivered to, or
-	// under dry run what it would have sent); empty otherwise.
+	// with an effect did (the webhook: the endpoint delivered to; the
+	// commands handler: the command events published, or why none was
+	// and whether a reply was; under dry run what it would have done);
+	// empty otherwise.
 	Reason string `json:"reason,omitempty"`
 	// DryRun is true when the flag mail.dry_run was on: the handler
 	// decided but performed no side effect.

@@ -75,12 +75,13 @@ func TestEveryRoleIsRefusedWhatItShouldNotDo(t *testing.T) {
 	refused := map[access.Role][]string{
 		access.Producer: {
 			"mail.outcome.processed", "mail.dead", "mail.resumed", "$KV.mail_flags.mail.handler",
-			"$JS.API.STREAM.DELETE.MAIL", "$JS.API.CONSUMER.MSG.NEXT.MAIL.workers",
+			"$JS.API.STREAM.DELETE.MAIL", "$JS.API.CONSUMER.MSG.NEXT.MAIL.workers", "mail.command.status", "mail.reply",
 		},
 		access.Worker: {
 			"mail.incoming", "$KV.mail_flags.mail.handler", "$KV.mail_flags.mail.dkim.verify",
 			"$JS.API.STREAM.DELETE.MAIL", "$JS.API.STREAM.PURGE.MAIL", "$JS.API.CONSUMER.DELETE.MAIL.workers",
-			"$JS.API.STREAM.UPDATE.MAIL", "$JS.API.STREAM.MSG.GET.MAIL",
+			"$JS.API.STREAM.UPDATE.MAIL", "$JS.API.STREAM.MSG.GET.MAIL", "$JS.API.STREAM.MSG.GET.MAIL_COMMANDS",
+			"$JS.API.STREAM.PURGE.MAIL_COMMANDS",
 		},
 		access.Provisioner: {
 			"mail.incoming", "$KV.mail_flags.mail.handler", "$JS.API.STREAM.DELETE.MAIL", "$JS.API.STREAM.PURGE.MAIL",
@@ -91,11 +92,13 @@ func TestEveryRoleIsRefusedWhatItShouldNotDo(t *testing.T) {
 			"$JS.API.STREAM.MSG.DELETE.MAIL_OUTCOMES", "$JS.API.STREAM.MSG.DELETE.KV_mail_flags", "$JS.API.STREAM.PURGE.MAIL_DEAD",
 			"$JS.API.STREAM.UPDATE.MAIL", "$JS.API.CONSUMER.DELETE.MAIL.workers", "$JS.API.CONSUMER.MSG.NEXT.MAIL.workers",
 			"$JS.API.CONSUMER.CREATE.MAIL.workers", "$JS.API.CONSUMER.DURABLE.CREATE.MAIL.workers",
-			"$KV.mail_status.someone",
+			"$KV.mail_status.someone", "$JS.API.STREAM.MSG.DELETE.MAIL_COMMANDS", "$JS.API.STREAM.PURGE.MAIL_COMMANDS",
+			"mail.command.status", "mail.reply",
 		},
 		access.Observer: {
 			"mail.incoming", "$KV.mail_flags.mail.handler", "$JS.API.STREAM.MSG.GET.MAIL", "$JS.API.STREAM.MSG.GET.MAIL_DEAD",
 			"$JS.API.DIRECT.GET.MAIL_OUTCOMES", "$JS.API.CONSUMER.CREATE.MAIL_OUTCOMES", "$JS.API.STREAM.DELETE.MAIL",
+			"$JS.API.STREAM.MSG.GET.MAIL_COMMANDS", "$JS.API.CONSUMER.CREATE.MAIL_COMMANDS", "mail.command.status",
 		},
 		access.LoadTest: {
 			"mail.incoming", "$KV.mail_flags.mail.handler", "$JS.API.STREAM.DELETE.MAIL", "$JS.API.STREAM.MSG.GET.MAIL",
@@ -119,7 +122,7 @@ func TestEveryRoleIsRefusedWhatItShouldNotDo(t *testing.T) {
 	}
 	t.Run("observer reads no mail and no outcome", func(t *testing.T) {
 		nc, errs := b.violations(t, access.Observer)
-		for _, s := range []string{"mail.incoming", "mail.outcome.>", "mail.dead", ">"} {
+		for _, s := range []string{"mail.incoming", "mail.outcome.>", "mail.dead", "mail.command.>", "mail.reply", ">"} {
 			if _, err := nc.SubscribeSync(s); err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +131,7 @@ func TestEveryRoleIsRefusedWhatItShouldNotDo(t *testing.T) {
 	})
 
 	// After all that, the system still stands and takes mail.
-	for _, s := range []string{"MAIL", "MAIL_HELD", "MAIL_OUTCOMES", "MAIL_DEAD", "KV_mail_flags"} {
+	for _, s := range []string{"MAIL", "MAIL_HELD", "MAIL_OUTCOMES", "MAIL_DEAD", "MAIL_COMMANDS", "KV_mail_flags"} {
 		if _, err := b.sys.JS.Stream(t.Context(), s); err != nil {
 			t.Errorf("stream %s: %v", s, err)
 		}

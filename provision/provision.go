@@ -1,6 +1,6 @@
 // Package provision creates, or updates in place, every NATS object the
-// system needs: the mail stream and its durable consumer, the outcome and
-// dead-letter streams, the flag-rule and status KV buckets, the claim
+// system needs: the mail stream and its durable consumer, the outcome,
+// dead-letter and command streams, the flag-rule and status KV buckets, the claim
 // Object Store bucket for large mail, and, only when
 // asked for (Names.KeyBucket), the staging DKIM key bucket. Running it
 // twice is harmless; running it with changed settings updates what can be
@@ -91,6 +91,22 @@ type Config struct {
 	// producer answers 451 and the MTA retries) and stored mail is never
 	// dropped. Default 4 GiB (about 128 mails of 32 MiB).
 	ClaimMaxBytes int64
+	// CommandMaxAge is how long the commands handler's events (command
+	// and reply events, Names.CommandStream) are kept: the consumers
+	// that carry commands out and send replies must read them within
+	// it. Default 7 days.
+	CommandMaxAge time.Duration
+	// CommandMaxBytes caps the command stream; when full, a new event is
+	// refused (DiscardNew) and its mail is retried, then dead-lettered,
+	// rather than an unread command being dropped. Default 1 GiB.
+	CommandMaxBytes int64
+	// CommandDuplicateWindow is the de-duplication window of the command
+	// stream, whose Nats-Msg-Ids derive from the mail id: a mail
+	// processed again within it (a redelivery, a resend stored again)
+	// stores each of its events once. Like OutcomeDuplicateWindow it must
+	// be at least DuplicateWindow plus RedeliverySpan. Default
+	// DuplicateWindow + RedeliverySpan (1h10m).
+	CommandDuplicateWindow time.Duration
 	// StatusTTL is how long a worker's status entry lives without being
 	// rewritten; workers rewrite theirs every 30 seconds. Default 2m.
 	StatusTTL time.Duration
@@ -146,6 +162,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DeadDuplicateWindow == 0 {
 		c.DeadDuplicateWindow = c.DuplicateWindow + RedeliverySpan
+	}
+	if c.CommandMaxAge == 0 {
+		c.CommandMaxAge = 7 * 24 * time.Hour
+	}
+	if c.CommandMaxBytes == 0 {
+		c.CommandMaxBytes = 1 << 30
+	}
+	if c.CommandDuplicateWindow == 0 {
+		c.CommandDuplicateWindow = c.DuplicateWindow + RedeliverySpan
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
@@ -304,6 +329,27 @@ func (c Config) DeadStream() jetstream.StreamConfig {
 	}
 }
 
+// CommandStream returns the configuration of the command stream: the
+// commands handler's command events (Names.CommandPrefix + ".>") and
+// reply events (Names.ReplySubject), kept CommandMaxAge, refusing new
+// events when full (DiscardNew) so that no unread command is dropped.
+func (c Config) CommandStream() jetstream.StreamConfig {
+	c = c.WithDefaults()
+	return jetstream.StreamConfig{
+		Name:        c.Names.CommandStream,
+		Description: "email commands (one event per command) and replies to refused command mail",
+		Subjects:    []string{c.Names.CommandPrefix + ".>", c.Names.ReplySubject},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      c.CommandMaxAge,
+		MaxBytes:    c.CommandMaxBytes,
+		Discard:     jetstream.DiscardNew,
+		MaxMsgSize:  c.MaxMsgSize,
+		Replicas:    c.Replicas,
+		Duplicates:  c.CommandDuplicateWindow,
+	}
+}
+
 // FlagsBucket returns the configuration of the flag-rule bucket.
 func (c Config) FlagsBucket() jetstream.KeyValueConfig {
 	c = c.WithDefaults()
@@ -399,7 +445,7 @@ func Run(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if c.Archive() { // before the mail stream republishes to it
 		scs = append(scs, c.ArchiveStream())
 	}
-	scs = append(scs, c.MailStream(), c.HeldStream(), c.OutcomeStream(), c.DeadStream())
+	scs = append(scs, c.MailStream(), c.HeldStream(), c.OutcomeStream(), c.DeadStream(), c.CommandStream())
 	for _, sc := range scs {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
@@ -433,7 +479,7 @@ func (c Config) checkWindows() error {
 	for _, w := range []struct {
 		name string
 		d    time.Duration
-	}{{"outcome", c.OutcomeDuplicateWindow}, {"dead-letter", c.DeadDuplicateWindow}} {
+	}{{"outcome", c.OutcomeDuplicateWindow}, {"dead-letter", c.DeadDuplicateWindow}, {"command", c.CommandDuplicateWindow}} {
 		if w.d < c.DuplicateWindow {
 			return fmt.Errorf("provision: the %s duplicate window %v is shorter than the mail stream's %v: want at least %v (the mail window plus the redelivery span)",
 				w.name, w.d, c.DuplicateWindow, c.DuplicateWindow+RedeliverySpan)

@@ -48,6 +48,7 @@ func TestRunIdempotent(t *testing.T) {
 		{n.HeldStream, []string{n.HeldSubject}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, false},
 		{n.OutcomeStream, []string{n.OutcomePrefix + ".>"}, jetstream.LimitsPolicy, jetstream.DiscardOld, true},
 		{n.DeadStream, []string{n.DeadSubject}, jetstream.LimitsPolicy, jetstream.DiscardNew, false},
+		{n.CommandStream, []string{n.CommandPrefix + ".>", n.ReplySubject}, jetstream.LimitsPolicy, jetstream.DiscardNew, false},
 	} {
 		s, err := js.Stream(ctx, c.stream)
 		if err != nil {
@@ -273,7 +274,7 @@ func TestDuplicateWindowsUpgrade(t *testing.T) {
 	}
 	windows := func() map[string]time.Duration {
 		got := map[string]time.Duration{}
-		for _, name := range []string{c.Names.MailStream, c.Names.OutcomeStream, c.Names.DeadStream} {
+		for _, name := range []string{c.Names.MailStream, c.Names.OutcomeStream, c.Names.DeadStream, c.Names.CommandStream} {
 			s, err := js.Stream(ctx, name)
 			if err != nil {
 				t.Fatal(err)
@@ -285,7 +286,8 @@ func TestDuplicateWindowsUpgrade(t *testing.T) {
 	if err := provision.Run(ctx, js, provision.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]time.Duration{c.Names.MailStream: time.Hour, c.Names.OutcomeStream: 70 * time.Minute, c.Names.DeadStream: 70 * time.Minute}
+	want := map[string]time.Duration{c.Names.MailStream: time.Hour, c.Names.OutcomeStream: 70 * time.Minute, c.Names.DeadStream: 70 * time.Minute,
+		c.Names.CommandStream: 70 * time.Minute}
 	if got := windows(); !maps.Equal(got, want) {
 		t.Errorf("windows after the upgrade %v, want %v", got, want)
 	}
@@ -297,13 +299,15 @@ func TestDuplicateWindowsUpgrade(t *testing.T) {
 	if err := provision.Run(ctx, js, provision.Config{DuplicateWindow: 6 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	want = map[string]time.Duration{c.Names.MailStream: 6 * time.Hour, c.Names.OutcomeStream: 6*time.Hour + 10*time.Minute, c.Names.DeadStream: 6*time.Hour + 10*time.Minute}
+	want = map[string]time.Duration{c.Names.MailStream: 6 * time.Hour, c.Names.OutcomeStream: 6*time.Hour + 10*time.Minute, c.Names.DeadStream: 6*time.Hour + 10*time.Minute,
+		c.Names.CommandStream: 6*time.Hour + 10*time.Minute}
 	if got := windows(); !maps.Equal(got, want) {
 		t.Errorf("windows with a 6h mail window %v, want %v", got, want)
 	}
 	for _, bad := range []provision.Config{
 		{DuplicateWindow: time.Hour, OutcomeDuplicateWindow: 30 * time.Minute},
 		{DuplicateWindow: time.Hour, DeadDuplicateWindow: 30 * time.Minute},
+		{DuplicateWindow: time.Hour, CommandDuplicateWindow: 30 * time.Minute},
 	} {
 		if err := provision.Run(ctx, js, bad); err == nil || !strings.Contains(err.Error(), "shorter than the mail stream's") {
 			t.Errorf("%+v: err %v, want the window refused", bad, err)

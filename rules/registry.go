@@ -53,7 +53,7 @@ type Flag struct {
 // Names of the known flags.
 const (
 	// FlagHandler selects the handler that processes a mail: one of
-	// "publish", "quarantine", "discard", "webhook", "service". Default
+	// "publish", "quarantine", "discard", "webhook", "service", "commands". Default
 	// "publish".
 	FlagHandler = "mail.handler"
 	// FlagReject rejects matching mail with the value as the reason; the
@@ -93,7 +93,7 @@ const ShadowNone = "none"
 
 // handlerNames are the values of mail.handler, each a handler the
 // workers have.
-var handlerNames = []string{"publish", "quarantine", "discard", "webhook", "service"}
+var handlerNames = []string{"publish", "quarantine", "discard", "webhook", "service", "commands"}
 
 // registry is the table of known flags, sorted by name.
 var registry = func() []Flag {

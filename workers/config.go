@@ -105,6 +105,10 @@ type Config struct {
 	// micro services, docs/handlers.md). Default none (a mail the
 	// service handler takes is retried, then dead-lettered).
 	Service ServiceConfig
+	// Commands configures the commands handler: the command names mail
+	// may use, and how much of a refused mail its reply carries. Default
+	// DefaultCommands, 64 KiB, at most 50 commands a mail.
+	Commands CommandsConfig
 	// Auth configures DKIM verification and its DNS resolver.
 	Auth auth.Config
 	// Logger receives the worker's log. Default slog.Default().
@@ -169,6 +173,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Webhook = c.Webhook.withDefaults()
 	c.Service = c.Service.withDefaults(c.Names)
+	c.Commands = c.Commands.withDefaults()
 	if c.Auth.TracerProvider == nil {
 		c.Auth.TracerProvider = c.TracerProvider
 	}

@@ -31,10 +31,12 @@ type Pipeline struct {
 
 // NewPipeline returns a Pipeline with the built-in handlers (see
 // Handlers), the webhook handler on cfg.Webhook, the service handler on
-// cfg.Service, and cfg.Handlers. cfg is taken with its defaults applied.
-// Without NATS, its service handler only evaluates: it checks the
-// service a mail names, and acting on such a mail fails (Transient);
-// Worker's pipeline sends the requests on the worker's connection.
+// cfg.Service, the commands handler on cfg.Commands, and cfg.Handlers.
+// cfg is taken with its defaults applied. Without NATS, its service
+// handler only evaluates: it checks the service a mail names, and acting
+// on such a mail fails (Transient); the commands handler publishes only
+// in a Worker (New gives it the connection). Worker's pipeline sends the
+// service requests on the worker's connection.
 func NewPipeline(cfg Config) *Pipeline {
 	return newPipeline(cfg, nil)
 }
@@ -46,6 +48,7 @@ func newPipeline(cfg Config, nc *nats.Conn) *Pipeline {
 	hs := Handlers(cfg.TextLimit)
 	hs[WebhookHandler] = newWebhook(cfg)
 	hs[ServiceHandler] = newService(cfg, nc)
+	hs[CommandsHandler] = newCommands(cfg)
 	maps.Copy(hs, cfg.Handlers)
 	return &Pipeline{
 		cfg:      cfg,

@@ -59,15 +59,15 @@ type Worker struct {
 }
 
 // New returns a Worker on nc, built completely: it fails on a webhook
-// endpoint or an external service that does not validate
-// (WebhookConfig.Validate, ServiceConfig.Validate); the flag bucket, the key
+// endpoint, an external service or a command that does not validate
+// (WebhookConfig.Validate, ServiceConfig.Validate, CommandsConfig.Validate); the flag bucket, the key
 // bucket when Names.KeyBucket is set, both consumers and the status
 // bucket are looked up here. It fails when one of them does not exist
 // (run `mailscope provision`); a missing status bucket is only logged.
 // New takes no mail; Run does.
 func New(ctx context.Context, cfg Config, nc *nats.Conn) (*Worker, error) {
 	cfg = cfg.WithDefaults()
-	if err := errors.Join(cfg.Webhook.Validate(cfg.HandlerTimeout), cfg.Service.Validate(cfg.HandlerTimeout, cfg.Names)); err != nil {
+	if err := errors.Join(cfg.Webhook.Validate(cfg.HandlerTimeout), cfg.Service.Validate(cfg.HandlerTimeout, cfg.Names), cfg.Commands.Validate()); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	js, err := jetstream.New(nc)
@@ -91,6 +91,9 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn) (*Worker, error) {
 		cfg.Auth.KeySource = auth.NewKVKeys(keys)
 	}
 	w.pipe = newPipeline(cfg, nc)
+	if c, ok := w.pipe.handlers[CommandsHandler].(*commands); ok {
+		c.js = js // not when cfg.Handlers replaced it
+	}
 	if w.cons, err = js.Consumer(ctx, cfg.Names.MailStream, cfg.Names.Consumer); err != nil {
 		return nil, fmt.Errorf("worker: consumer %s on %s: %w", cfg.Names.Consumer, cfg.Names.MailStream, err)
 	}

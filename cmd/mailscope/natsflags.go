@@ -49,6 +49,9 @@ func addNameFlags(fs *flag.FlagSet, names *contracts.Names) {
 	fs.StringVar(&names.KeyBucket, "key-bucket", "", "staging only: KV bucket of DKIM keys read before DNS (default none)")
 	fs.StringVar(&names.ClaimBucket, "claim-bucket", d.ClaimBucket, "Object Store bucket of mail above the producer's claim threshold")
 	fs.StringVar(&names.ServicePrefix, "service-prefix", d.ServicePrefix, "subject prefix of requests to external services (the service handler's; every --service subject is under it)")
+	fs.StringVar(&names.CommandStream, "command-stream", d.CommandStream, "stream of the commands handler's command and reply events")
+	fs.StringVar(&names.CommandPrefix, "command-prefix", d.CommandPrefix, "subject prefix of command events (PREFIX.NAME)")
+	fs.StringVar(&names.ReplySubject, "reply-subject", d.ReplySubject, "subject of the commands handler's reply events")
 }
 
 // connect connects as role r: named "mailscope-ROLE", with the role's

@@ -36,6 +36,9 @@ func addProvisionFlags(fs *flag.FlagSet, c *provision.Config) {
 	fs.DurationVar(&c.DeadDuplicateWindow, "dead-duplicate-window", 0, "dedup window of the dead-letter stream, at least --duplicate-window (default --duplicate-window plus 10m, the redelivery span)")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "how long a worker may hold a mail before redelivery")
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 1000, "mails in flight across all workers")
+	fs.DurationVar(&c.CommandMaxAge, "command-max-age", 7*24*time.Hour, "how long command and reply events are kept (their consumers must read them within it)")
+	fs.Int64Var(&c.CommandMaxBytes, "command-max-bytes", 1<<30, "size cap of the command stream; when full new events are refused and their mail is retried")
+	fs.DurationVar(&c.CommandDuplicateWindow, "command-duplicate-window", 0, "dedup window of the command stream, at least --duplicate-window (default --duplicate-window plus 10m, the redelivery span)")
 	fs.Int64Var(&c.ClaimMaxBytes, "claim-max-bytes", 4<<30, "size cap of the claim bucket (Object Store of mail above the producer's --claim-threshold); when full large mail gets 4xx")
 	fs.DurationVar(&c.ArchiveMaxAge, "archive-max-age", 0, "opt-in archive of recent mail (stream MAIL_ARCHIVE, a mirror of the mail stream, raw mail with personal data) for mailscope flags preview: keep mail this long; 0 with --archive-max-bytes 0: no archive (an existing one is left alone)")
 	fs.Int64Var(&c.ArchiveMaxBytes, "archive-max-bytes", 0, "size cap of the archive; the oldest mail goes first (default 1 GiB once --archive-max-age is set, whose default is then 24h)")
@@ -59,9 +62,10 @@ func runProvision(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	c = c.WithDefaults()
-	fmt.Fprintf(out, "provisioned: stream %s (%s), consumer %s, stream %s (%s.>), stream %s (%s), bucket %s, object store %s\n",
+	fmt.Fprintf(out, "provisioned: stream %s (%s), consumer %s, stream %s (%s.>), stream %s (%s), stream %s (%s.>, %s), bucket %s, object store %s\n",
 		c.Names.MailStream, c.Names.MailSubject, c.Names.Consumer, c.Names.OutcomeStream, c.Names.OutcomePrefix,
-		c.Names.DeadStream, c.Names.DeadSubject, c.Names.FlagsBucket, c.Names.ClaimBucket)
+		c.Names.DeadStream, c.Names.DeadSubject, c.Names.CommandStream, c.Names.CommandPrefix, c.Names.ReplySubject,
+		c.Names.FlagsBucket, c.Names.ClaimBucket)
 	if c.Archive() {
 		fmt.Fprintf(out, "archive: stream %s mirrors %s, raw mail kept up to %s or %d bytes\n", c.Names.ArchiveStream, c.Names.MailSubject, c.ArchiveMaxAge, c.ArchiveMaxBytes)
 	}
@@ -168,6 +172,7 @@ func addWorkerFlags(fs *flag.FlagSet, c *workers.Config, dnsServer *string) {
 	fs.BoolVar(&c.Auth.StrictAlignment, "strict-alignment", false, "DKIM d= must equal the From domain for trust (default relaxed: same organizational domain)")
 	addWebhookFlags(fs, &c.Webhook)
 	addServiceFlags(fs, &c.Service)
+	addCommandsFlags(fs, &c.Commands)
 }
 
 func runWorker(ctx context.Context, args []string, _ io.Writer) error {
@@ -184,7 +189,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	}
 	setLog()
 	c.Names = nf.names
-	if err := errors.Join(c.Webhook.Validate(c.HandlerTimeout), c.Service.Validate(c.HandlerTimeout, c.Names)); err != nil {
+	if err := errors.Join(c.Webhook.Validate(c.HandlerTimeout), c.Service.Validate(c.HandlerTimeout, c.Names), c.Commands.Validate()); err != nil {
 		return usageError{err}
 	}
 	if dns != "" {

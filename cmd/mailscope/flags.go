@@ -173,16 +173,23 @@ func flagsList(out io.Writer) error {
 	return err
 }
 
+// addEvalFlags adds the flags of the commands that evaluate mail as a
+// worker would (explain, preview) to fs, into c; it returns the
+// --dns-server value.
+func addEvalFlags(fs *flag.FlagSet, c *workers.Config) *string {
+	dns := fs.String("dns-server", "", "DNS servers (host:port, comma-separated, tried in order) for DKIM key lookups (default the system resolver)")
+	fs.BoolVar(&c.Auth.StrictAlignment, "strict-alignment", false, "as the worker's --strict-alignment")
+	fs.StringVar(&c.Env, "env", "", "environment to evaluate env: rules for")
+	fs.StringVar(&c.Release, "release", "", "version to evaluate release: rules for (default this build's)")
+	return dns
+}
+
 // flagsExplain prints a mail's facts and every flag's value for it.
 func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("flags explain", flag.ContinueOnError)
 	nf := addNATSFlags(fs)
 	var c workers.Config
-	var dns string
-	fs.StringVar(&dns, "dns-server", "", "DNS servers (host:port, comma-separated, tried in order) for DKIM key lookups (default the system resolver)")
-	fs.BoolVar(&c.Auth.StrictAlignment, "strict-alignment", false, "as the worker's --strict-alignment")
-	fs.StringVar(&c.Env, "env", "", "environment to evaluate env: rules for")
-	fs.StringVar(&c.Release, "release", "", "version to evaluate release: rules for (default this build's)")
+	dns := addEvalFlags(fs, &c)
 	from := fs.String("from", "", "envelope sender")
 	to := fs.String("to", "", "envelope recipients, comma-separated (default the To addresses of the mail)")
 	fs.Usage = func() {
@@ -203,8 +210,8 @@ func flagsExplain(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	c.Names = nf.names
-	if dns != "" {
-		c.Auth.DNSServers = splitList(dns)
+	if *dns != "" {
+		c.Auth.DNSServers = splitList(*dns)
 	}
 	env := contracts.Envelope{ID: "explain", MailFrom: *from, ReceivedAt: time.Now(), Protocol: "publish"}
 	if *to != "" {

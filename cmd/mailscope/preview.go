@@ -26,11 +26,7 @@ func flagsPreview(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("flags preview", flag.ContinueOnError)
 	nf := addNATSFlags(fs)
 	var c workers.Config
-	var dns string
-	fs.StringVar(&dns, "dns-server", "", "DNS servers (host:port, comma-separated, tried in order) for DKIM key lookups (default the system resolver)")
-	fs.BoolVar(&c.Auth.StrictAlignment, "strict-alignment", false, "as the worker's --strict-alignment")
-	fs.StringVar(&c.Env, "env", "", "environment to evaluate env: rules for")
-	fs.StringVar(&c.Release, "release", "", "version to evaluate release: rules for (default this build's)")
+	dns := addEvalFlags(fs, &c)
 	limit := fs.Int("limit", preview.DefaultLimit, "replay at most the last N mails of the archive")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	from := fs.String("from", "", "with MAIL files: envelope sender")
@@ -73,8 +69,8 @@ func flagsPreview(ctx context.Context, args []string, out io.Writer) error {
 		return errInvalid
 	}
 	c.Names = nf.names
-	if dns != "" {
-		c.Auth.DNSServers = splitList(dns)
+	if *dns != "" {
+		c.Auth.DNSServers = splitList(*dns)
 	}
 
 	nc, js, err := nf.jetstream(access.Operator)

@@ -348,6 +348,7 @@ func provisionConfig(t *testing.T, args []string) provision.Config {
 	fs.Int64Var(&c.OutcomeMaxBytes, "outcome-max-bytes", 0, "")
 	fs.Int64Var(&c.DeadMaxBytes, "dead-max-bytes", 0, "")
 	fs.Int64Var(&c.ClaimMaxBytes, "claim-max-bytes", 0, "")
+	fs.Int64Var(&c.CommandMaxBytes, "command-max-bytes", 0, "")
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
 		t.Fatalf("provision args %q: %v", args, err)
 	}
@@ -617,7 +618,7 @@ func TestOverlays(t *testing.T) {
 				}
 				// Every stream's byte cap is reserved on every node that
 				// holds a replica: all of them must fit one node's store.
-				caps := cfg.MailMaxBytes + cfg.OutcomeMaxBytes + cfg.DeadMaxBytes + cfg.HeldMaxBytes + cfg.ClaimMaxBytes
+				caps := cfg.MailMaxBytes + cfg.OutcomeMaxBytes + cfg.DeadMaxBytes + cfg.HeldMaxBytes + cfg.ClaimMaxBytes + cfg.CommandMaxBytes
 				if store := chart.fileStoreBytes(t); caps > store {
 					t.Errorf("stream byte caps %d exceed the JetStream file store of %d bytes", caps, store)
 				}
